@@ -1,0 +1,194 @@
+"""Argument checks with one message style, and ``rng`` normalisation.
+
+Every public function validates its arguments here, once, at the public boundary;
+private helpers trust their inputs. Messages name the argument and say what was
+expected, e.g. ``"n_components must be a positive integer, got 0"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_generator",
+    "check_attention_inputs",
+    "check_choice",
+    "check_float_array",
+    "check_positive_int",
+    "check_projection",
+]
+
+
+def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` from ``None``, an int, a SeedSequence or a Generator.
+
+    Parameters
+    ----------
+    rng : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        ``None`` draws fresh OS entropy; an int or SeedSequence seeds a new PCG64
+        stream; a Generator is returned unchanged (it is shared, not copied).
+    name : str, default="rng"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+        The generator to draw from.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if int(rng) < 0:
+            raise ValueError(f"{name} must be a non-negative integer seed, got {rng}")
+        return np.random.default_rng(int(rng))
+    if isinstance(rng, np.random.RandomState):
+        # scikit-learn style: derive a Generator deterministically from the legacy state.
+        return np.random.default_rng(rng.randint(0, 2**31 - 1, size=4, dtype=np.int64))
+    raise ValueError(
+        f"{name} must be None, an int, a numpy.random.SeedSequence or a "
+        f"numpy.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise ValueError naming ``name`` if it is not >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+    return value
+
+
+def check_float_array(
+    name: str,
+    x: Any,
+    *,
+    min_ndim: int = 1,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Return ``x`` as a float32/float64 NumPy array after checking dtype, rank and finiteness.
+
+    Integer and boolean arrays are rejected rather than silently cast: attention and
+    feature maps keep the caller's precision, so the caller must choose it.
+
+    Parameters
+    ----------
+    name : str
+        The argument name used in error messages.
+    x : array_like
+        The input.
+    min_ndim : int, default=1
+        Minimum number of dimensions.
+    allow_empty : bool, default=False
+        Whether zero-size arrays are accepted.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x`` as an array of dtype float32 or float64 (not copied when already one).
+    """
+    arr = np.asarray(x)
+    if arr.dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"{name} must be a float32 or float64 array, got dtype {arr.dtype}"
+        )
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}"
+        )
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    return arr
+
+
+def check_projection(projection: Any, n_features: int, name: str = "projection") -> np.ndarray:
+    """Check a prebuilt projection matrix of shape ``(n_components, n_features)``."""
+    arr = check_float_array(name, projection, min_ndim=2)
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} must have shape (n_components, {n_features}) to match the inputs' "
+            f"last axis, got shape {arr.shape}"
+        )
+    return arr
+
+
+def check_attention_inputs(
+    queries: Any,
+    keys: Any,
+    values: Any,
+    key_padding_mask: Any = None,
+    *,
+    causal: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate NumPy attention inputs; return them as arrays (mask as bool or None).
+
+    Rules: queries ``(..., L_q, d)``, keys ``(..., L_k, d)``, values ``(..., L_k, d_v)``
+    with identical leading (batch/head) axes and one float dtype; ``causal`` needs
+    ``L_q == L_k``; the mask is boolean with shape ``(..., L_k)``, the same number of
+    leading axes as the inputs, each equal to the inputs' or 1 (so a ``(batch, L_k)``
+    mask for ``(batch, heads, L, d)`` inputs must be passed as ``mask[:, None, :]``;
+    NumPy's right-aligned broadcasting would otherwise silently pair batch with heads).
+    """
+    q = check_float_array("queries", queries, min_ndim=2)
+    k = check_float_array("keys", keys, min_ndim=2)
+    v = check_float_array("values", values, min_ndim=2)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(
+            "queries, keys and values must share one dtype, got "
+            f"{q.dtype}, {k.dtype} and {v.dtype}"
+        )
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ValueError(
+            "queries, keys and values must have the same leading (batch/head) axes, got "
+            f"shapes {q.shape}, {k.shape} and {v.shape}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"queries and keys must have the same last axis d, got {q.shape[-1]} and "
+            f"{k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"keys and values must have the same length L_k, got {k.shape[-2]} and "
+            f"{v.shape[-2]}"
+        )
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            "causal attention needs queries and keys of the same length, got "
+            f"L_q={q.shape[-2]} and L_k={k.shape[-2]}"
+        )
+    mask = None
+    if key_padding_mask is not None:
+        mask = np.asarray(key_padding_mask)
+        if mask.dtype != np.bool_:
+            raise ValueError(
+                f"key_padding_mask must be a boolean array (True marks a padded key), got "
+                f"dtype {mask.dtype}"
+            )
+        lead = k.shape[:-2]
+        if (
+            mask.ndim != len(lead) + 1
+            or mask.shape[-1] != k.shape[-2]
+            or any(m not in (1, n) for m, n in zip(mask.shape[:-1], lead, strict=True))
+        ):
+            raise ValueError(
+                f"key_padding_mask must have shape {(*lead, k.shape[-2])} (leading axes may "
+                f"be 1 to broadcast), got {mask.shape}; for (batch, heads, L, d) inputs "
+                "pass a (batch, L_k) mask as mask[:, None, :]"
+            )
+    return q, k, v, mask

@@ -1,0 +1,30 @@
+"""Shared fixtures: seeded, read-only data."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+_SEEDS = list(range(20)) if os.environ.get("FAVOR_TEST_SEED") == "all" else [
+    int(os.environ.get("FAVOR_TEST_SEED", "0"))
+]
+
+
+@pytest.fixture(params=_SEEDS)
+def seed(request: pytest.FixtureRequest) -> int:
+    """The test seed (``FAVOR_TEST_SEED``; ``all`` sweeps 0-19)."""
+    return request.param
+
+
+@pytest.fixture
+def rng(seed: int) -> np.random.Generator:
+    """A fresh Generator seeded by :func:`seed`."""
+    return np.random.default_rng(seed)
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` marked read-only, so no code under test may write to its inputs."""
+    a.flags.writeable = False
+    return a
