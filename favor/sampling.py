@@ -142,9 +142,13 @@ def orthogonal_projection(
     check_choice("norms", norms, ("chi", "fixed"))
     rng = as_generator(rng)
     n_blocks = -(-n_components // n_features)
-    directions = np.concatenate(
-        [haar_orthogonal(n_features, rng) for _ in range(n_blocks)], axis=0
-    )[:n_components]
+    # All blocks in one batched QR: the same Gaussian stream (C order) and the same
+    # sign-fixed Q as calling haar_orthogonal block by block, without a Python loop.
+    gaussian = rng.standard_normal((n_blocks, n_features, n_features))
+    q, r = np.linalg.qr(gaussian)
+    signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+    directions = np.swapaxes(q * signs[:, None, :], -1, -2).reshape(-1, n_features)
+    directions = directions[:n_components]
     if norms == "chi":
         lengths = np.sqrt(rng.chisquare(n_features, size=n_components))
     else:
