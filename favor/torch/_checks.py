@@ -1,0 +1,139 @@
+"""Argument checks for tensors, in the message style of :mod:`favor._validation`.
+
+Every public function of :mod:`favor.torch` validates here, once, at its boundary; the
+private compute functions trust their inputs. Errors are ``ValueError`` naming the
+argument and saying what was expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from favor._validation import check_positive_int
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "check_attention_tensors",
+    "check_chunk_size",
+    "check_float_tensor",
+    "check_key_padding_mask",
+    "compute_dtype",
+]
+
+#: Accepted input dtypes; half types are computed in float32 (see :func:`compute_dtype`).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Return the dtype the attention arithmetic runs in: float64 stays, all else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _is_compiling() -> bool:
+    # Data-dependent checks (finiteness) would break a torch.compile graph; skip them there.
+    compiler = getattr(torch, "compiler", None)
+    return compiler is not None and compiler.is_compiling()
+
+
+def check_float_tensor(name: str, x: Any, *, min_ndim: int = 1) -> torch.Tensor:
+    """Check that ``x`` is a non-empty, finite floating tensor with at least ``min_ndim`` axes."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(
+            f"{name} must be a float16, bfloat16, float32 or float64 tensor, got dtype {x.dtype}"
+        )
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not _is_compiling() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    return x
+
+
+def check_key_padding_mask(
+    key_padding_mask: Any, lead: tuple[int, ...], n_keys: int, device: torch.device
+) -> torch.Tensor | None:
+    """Check a boolean ``(..., L_k)`` mask whose leading axes equal ``lead`` or are 1."""
+    if key_padding_mask is None:
+        return None
+    mask = key_padding_mask
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(
+            f"key_padding_mask must be a boolean tensor, got {type(key_padding_mask).__name__}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(
+            "key_padding_mask must be a boolean tensor (True marks a padded key), got "
+            f"dtype {mask.dtype}"
+        )
+    shape = tuple(mask.shape)
+    if (
+        mask.ndim != len(lead) + 1
+        or shape[-1] != n_keys
+        or any(m not in (1, n) for m, n in zip(shape[:-1], lead, strict=True))
+    ):
+        raise ValueError(
+            f"key_padding_mask must have shape {(*lead, n_keys)} (leading axes may be 1 to "
+            f"broadcast), got {shape}; for (batch, heads, L, d) inputs pass a (batch, L_k) "
+            "mask as mask[:, None, :]"
+        )
+    return mask.to(device)
+
+
+def check_attention_tensors(
+    queries: Any, keys: Any, values: Any, key_padding_mask: Any = None, *, causal: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Validate tensor attention inputs with the rules of :func:`favor._validation.check_attention_inputs`.
+
+    Queries ``(..., L_q, d)``, keys ``(..., L_k, d)``, values ``(..., L_k, d_v)``: one float
+    dtype, one device, identical leading axes, ``L_q == L_k`` when causal, finite values;
+    the mask is boolean ``(..., L_k)`` with the inputs' number of leading axes, each equal or 1.
+    """
+    q = check_float_tensor("queries", queries, min_ndim=2)
+    k = check_float_tensor("keys", keys, min_ndim=2)
+    v = check_float_tensor("values", values, min_ndim=2)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(
+            f"queries, keys and values must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}"
+        )
+    if not (q.device == k.device == v.device):
+        raise ValueError(
+            "queries, keys and values must be on one device, got "
+            f"{q.device}, {k.device} and {v.device}"
+        )
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ValueError(
+            "queries, keys and values must have the same leading (batch/head) axes, got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"queries and keys must have the same last axis d, got {q.shape[-1]} and {k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"keys and values must have the same length L_k, got {k.shape[-2]} and {v.shape[-2]}"
+        )
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            "causal attention needs queries and keys of the same length, got "
+            f"L_q={q.shape[-2]} and L_k={k.shape[-2]}"
+        )
+    mask = check_key_padding_mask(key_padding_mask, tuple(k.shape[:-2]), k.shape[-2], k.device)
+    return q, k, v, mask
+
+
+def check_chunk_size(chunk_size: Any) -> int | None:
+    """Return ``chunk_size`` as a positive int, or None for the device default."""
+    if chunk_size is None:
+        return None
+    return check_positive_int("chunk_size", chunk_size)

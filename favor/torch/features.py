@@ -1,0 +1,288 @@
+r"""Random feature maps on tensors, and their stabilised split form for attention.
+
+The public maps are the tensor twins of :mod:`favor.features` (same formulas, constants,
+widths and kernels; THEORY 2, Performers Sec. 2.3, Lemma 1): for a projection ``W`` of
+shape ``(m, d)`` (or ``(H, m, d)`` broadcast against a head axis) they return
+:math:`\varphi(x)` with :math:`\varphi(x)^T\varphi(y)` unbiased for the kernel.
+
+Attention uses the *split form* instead. Every map factors as
+
+.. math::
+    \varphi(x) = c\, e^{a(x)}\, \psi(x), \qquad \max_i |\psi_i(x)| \le 1 \text{ (exponential maps)},
+
+with a constant :math:`c` and a per-row log-scale :math:`a(x)`. In normalised attention the
+constant cancels, and so does any factor common to one query row; so queries need only
+:math:`\psi`, and keys need :math:`\psi` and :math:`a` (combined across keys with a shift
+that cancels: one maximum per (batch, head) bidirectionally, a running maximum causally).
+The log-scale is returned detached; its gradient is carried by :math:`\psi` through the
+factor :math:`e^{a - \operatorname{stop}(a)}` (exactly 1 in value), so autograd sees the
+true derivative of :math:`\varphi` while the values stay bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from favor._validation import check_choice
+from favor.torch._checks import check_float_tensor
+
+__all__ = [
+    "FEATURE_MAP_NAMES",
+    "hyperbolic_features",
+    "key_features",
+    "positive_features",
+    "query_features",
+    "random_features",
+    "relu_features",
+    "trigonometric_features",
+]
+
+FEATURE_MAP_NAMES = ("positive", "hyperbolic", "trigonometric", "relu")
+_KERNELS = {
+    "positive": ("softmax", "gaussian"),
+    "hyperbolic": ("softmax", "gaussian"),
+    "trigonometric": ("softmax", "gaussian"),
+    "relu": ("arccos",),
+}
+
+
+def _logits(x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    # (..., d) @ (d, m), or (..., H, L, d) @ (H, d, m) for per-head projections.
+    return torch.matmul(x, projection.transpose(-1, -2))
+
+
+def _half_sq_norm(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (x * x).sum(dim=-1, keepdim=True)
+
+
+# --------------------------------------------------------------------------- public maps
+
+
+def _full(name: str, x: torch.Tensor, projection: torch.Tensor, kernel: str) -> torch.Tensor:
+    m = projection.shape[-2]
+    wx = _logits(x, projection)
+    if name == "relu":
+        return torch.relu(wx) * (1.0 / math.sqrt(m))
+    half = _half_sq_norm(x)
+    if name == "trigonometric":
+        scale = torch.exp(half) if kernel == "softmax" else torch.ones_like(half)
+        return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * (scale / math.sqrt(m))
+    shift = half if kernel == "softmax" else 2 * half
+    if name == "positive":
+        return torch.exp(wx - shift - 0.5 * math.log(m))
+    return torch.exp(torch.cat([wx, -wx], dim=-1) - shift - 0.5 * math.log(2 * m))
+
+
+def _public(name: str) -> Callable[..., torch.Tensor]:
+    default = _KERNELS[name][0]
+
+    def feature_map(x: Any, projection: Any, *, kernel: str = default) -> torch.Tensor:
+        x = check_float_tensor("x", x)
+        projection = check_float_tensor("projection", projection, min_ndim=2)
+        if projection.shape[-1] != x.shape[-1]:
+            raise ValueError(
+                f"projection must have shape (n_components, {x.shape[-1]}) to match x's last "
+                f"axis, got shape {tuple(projection.shape)}"
+            )
+        check_choice("kernel", kernel, _KERNELS[name])
+        projection = projection.to(device=x.device, dtype=x.dtype)
+        return _full(name, x, projection, kernel)
+
+    feature_map.__name__ = f"{name}_features"
+    return feature_map
+
+
+positive_features = _public("positive")
+positive_features.__doc__ = r"""Positive random features (FAVOR+, Performers Lemma 1) on tensors.
+
+:math:`\varphi(x) = m^{-1/2}\exp(Wx - \lVert x\rVert^2/2)` (``kernel="softmax"``) or with
+:math:`\lVert x\rVert^2` subtracted (``kernel="gaussian"``); the twin of
+:func:`favor.features.positive_features`.
+
+Parameters
+----------
+x : torch.Tensor of shape (..., d)
+    Inputs.
+projection : torch.Tensor of shape (m, d)
+    Projection rows, cast to ``x``'s dtype and device.
+kernel : {"softmax", "gaussian"}, default="softmax"
+    Which kernel the dot products estimate.
+
+Returns
+-------
+torch.Tensor of shape (..., m)
+    The features, differentiable in ``x`` and ``projection``.
+"""
+
+hyperbolic_features = _public("hyperbolic")
+hyperbolic_features.__doc__ = r"""Hyperbolic features :math:`(2m)^{-1/2} e^{\pm Wx - \lVert x\rVert^2/2}` on tensors.
+
+The twin of :func:`favor.features.hyperbolic_features` (Performers Sec. 2.3).
+
+Parameters
+----------
+x : torch.Tensor of shape (..., d)
+    Inputs.
+projection : torch.Tensor of shape (m, d)
+    Projection rows.
+kernel : {"softmax", "gaussian"}, default="softmax"
+    Which kernel the dot products estimate.
+
+Returns
+-------
+torch.Tensor of shape (..., 2m)
+    The features.
+"""
+
+trigonometric_features = _public("trigonometric")
+trigonometric_features.__doc__ = r"""Trigonometric features :math:`h(x) m^{-1/2} (\cos Wx, \sin Wx)` on tensors.
+
+The twin of :func:`favor.features.trigonometric_features`; :math:`h = e^{\lVert x\rVert^2/2}`
+for the softmax kernel, 1 for the Gaussian kernel.
+
+Parameters
+----------
+x : torch.Tensor of shape (..., d)
+    Inputs.
+projection : torch.Tensor of shape (m, d)
+    Projection rows.
+kernel : {"softmax", "gaussian"}, default="softmax"
+    Which kernel the dot products estimate.
+
+Returns
+-------
+torch.Tensor of shape (..., 2m)
+    The features (possibly negative).
+"""
+
+relu_features = _public("relu")
+relu_features.__doc__ = r"""ReLU features :math:`m^{-1/2}\mathrm{relu}(Wx)` (arc-cosine kernel) on tensors.
+
+The twin of :func:`favor.features.relu_features`.
+
+Parameters
+----------
+x : torch.Tensor of shape (..., d)
+    Inputs.
+projection : torch.Tensor of shape (m, d)
+    Projection rows.
+kernel : {"arccos"}, default="arccos"
+    The only kernel these features estimate.
+
+Returns
+-------
+torch.Tensor of shape (..., m)
+    The non-negative features.
+"""
+
+_PUBLIC = {
+    "positive": positive_features,
+    "hyperbolic": hyperbolic_features,
+    "trigonometric": trigonometric_features,
+    "relu": relu_features,
+}
+
+
+def random_features(
+    x: Any, projection: Any, *, feature_map: str = "positive", kernel: str | None = None
+) -> torch.Tensor:
+    """Apply the tensor feature map named ``feature_map`` (twin of :func:`favor.features.random_features`).
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (..., d)
+        Inputs.
+    projection : torch.Tensor of shape (m, d)
+        Projection rows.
+    feature_map : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
+        Which map.
+    kernel : str, optional
+        Which kernel to estimate; defaults to the map's first kernel.
+
+    Returns
+    -------
+    torch.Tensor
+        The features.
+    """
+    name = check_choice("feature_map", feature_map, FEATURE_MAP_NAMES)
+    return _PUBLIC[name](x, projection, kernel=_KERNELS[name][0] if kernel is None else kernel)
+
+
+# ----------------------------------------------------------------- split form for attention
+
+
+def query_features(name: str, x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    r"""Query features up to a positive per-row factor (which cancels in attention).
+
+    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = Wx` (or
+    :math:`(Wx, -Wx)`): the row maximum is detached, since the output does not depend on it;
+    trigonometric returns :math:`(\cos Wx, \sin Wx)` and relu :math:`\mathrm{relu}(Wx)`.
+    Unchecked: ``x`` is already scaled by :math:`d^{-1/4}` and in the compute dtype. The
+    exponential maps work in place on the fresh product (autograd-safe: no saved tensor
+    is overwritten), which matters on CPU where each new large buffer costs page faults.
+    """
+    wx = _logits(x, projection)
+    if name == "relu":
+        return torch.relu(wx)
+    if name == "trigonometric":
+        return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1)
+    if name == "hyperbolic":
+        wx = torch.cat([wx, -wx], dim=-1)
+    return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
+
+
+def _finite_or_zero(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+
+def key_features(
+    name: str,
+    x: torch.Tensor,
+    projection: torch.Tensor,
+    mask: torch.Tensor | None,
+    *,
+    per_row: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    r"""Key features in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`, padded keys removed.
+
+    With ``per_row=True`` (causal attention) returns ``(psi, a)``: ``a`` of shape
+    ``(..., L)`` is detached and ``-inf`` for a padded key. Exponential maps: :math:`a_j`
+    is the row maximum of the exponent :math:`\ell_j - h(x_j)`, so :math:`0 < \psi \le 1`;
+    trigonometric: :math:`a_j = \lVert x_j\rVert^2/2` (softmax kernel) and
+    :math:`\psi_j = e^{a_j - \operatorname{stop}(a_j)} (\cos, \sin)`; relu: :math:`a_j = 0`.
+    ``psi`` carries the full gradient of :math:`\varphi / (c\,e^{\operatorname{stop}(a)})`.
+
+    With ``per_row=False`` (bidirectional) returns ``(phi / (c e^A), None)`` with one
+    detached shift :math:`A` per (batch, head): the maximum of :math:`a` over unpadded keys
+    (0 if every key is padded); padded rows are exactly zero.
+    Unchecked (trusted inputs).
+    """
+    wx = _logits(x, projection)
+    if name in ("relu", "trigonometric"):
+        if name == "relu":
+            psi, log_scale = torch.relu(wx), wx.new_zeros(wx.shape[:-1])
+        else:
+            half = _half_sq_norm(x)
+            scale = half.detach()
+            psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - scale)
+            log_scale = scale.squeeze(-1)
+        if mask is not None:
+            log_scale = log_scale.masked_fill(mask, float("-inf"))
+        if per_row:
+            return psi, log_scale
+        top = _finite_or_zero(log_scale.amax(dim=-1, keepdim=True))
+        return psi * torch.exp(log_scale - top)[..., None], None
+    if name == "hyperbolic":
+        wx = torch.cat([wx, -wx], dim=-1)
+    exponent = wx.sub_(_half_sq_norm(x))
+    if mask is not None:
+        exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
+    if per_row:
+        log_scale = exponent.amax(dim=-1).detach()
+        return exponent.sub_(_finite_or_zero(log_scale)[..., None]).exp_(), log_scale
+    top = _finite_or_zero(exponent.detach().amax(dim=(-2, -1), keepdim=True))
+    return exponent.sub_(top).exp_(), None
