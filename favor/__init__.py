@@ -7,8 +7,8 @@ Public names
 ------------
 softmax_attention, softmax_kernel, gaussian_kernel, arccos_kernel
     Exact references (:mod:`favor.exact`).
-favor_attention
-    FAVOR+ linear attention (:mod:`favor.attention`).
+favor_attention, estimate_attention_error
+    FAVOR+ linear attention and its predicted error (:mod:`favor.attention`).
 FavorSampler
     The scikit-learn transformer (:mod:`favor.estimators`, loaded lazily).
 sampling, features
@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from favor import features, sampling
+from favor.attention import estimate_attention_error, favor_attention
 from favor.exact import arccos_kernel, gaussian_kernel, softmax_attention, softmax_kernel
 from favor.features import (
     FEATURE_MAPS,
@@ -39,6 +40,8 @@ __all__ = [
     "FavorSampler",
     "__version__",
     "arccos_kernel",
+    "estimate_attention_error",
+    "favor_attention",
     "features",
     "gaussian_kernel",
     "hyperbolic_features",

@@ -1,0 +1,449 @@
+r"""FAVOR+ linear attention: the random-feature approximation of softmax attention.
+
+With a feature map :math:`\varphi` (:mod:`favor.features`) applied to the scaled inputs
+:math:`s q_i, s k_j`, :math:`s = d^{-1/4}` (THEORY 1.2), the estimator is
+
+.. math::
+    \hat o_i = \frac{\sum_j \varphi(s q_i)^T \varphi(s k_j)\, v_j}
+                    {\sum_j \varphi(s q_i)^T \varphi(s k_j)}
+             = \hat D^{-1} \hat A V,
+
+with :math:`j \le i` when causal and padded keys removed from both sums (Performers
+Sec. 2.2, Eq. 4; App. B, Alg. 1; THEORY 1.3). It costs :math:`O(L m (d + d_v))` time
+instead of :math:`O(L^2 d)`, evaluated as :math:`\varphi(Q)(\varphi(K)^T V)` (THEORY [A1]);
+causal attention uses prefix sums (THEORY [A2]) in a chunked scan.
+
+Numerics (DESIGN 3). Multiplying a query's features by any positive constant leaves
+:math:`\hat o_i` unchanged, and so does multiplying all keys' features by one constant:
+the engine uses both freedoms as stabilisers, *exactly* cancelling, with no epsilon.
+
+* Queries: each feature row is divided by its largest entry (the per-row shift of the
+  exponent), so the :math:`e^{-\lVert q\rVert^2/2}` and :math:`m^{-1/2}` factors are
+  never formed.
+* Keys, bidirectional: one shift per (batch..., head), the largest key log-scale over the
+  whole sequence, found online while streaming over key chunks (the accumulated state is
+  rescaled when it grows), so extra memory is O(chunk x m + m x d_v), not O(L x m).
+* Keys, causal: a running log-scale over positions :math:`\le t` only; the carried
+  :math:`m \times d_v` state is rescaled when it grows (online-softmax style). Output
+  :math:`t` therefore never depends on a later key, not even in its last bit.
+* An exactly zero normaliser (no visible key) gives a zero output row.
+
+Variance regime (THEORY 2.4; Performers Lemma 2). The positive estimator of one kernel
+entry has relative MSE :math:`(e^{\lVert z\rVert^2} - 1)/m` with :math:`z = s(q + k)`: it
+grows exponentially in the squared norms. Attention with :math:`\lVert q\rVert,
+\lVert k\rVert \approx \sqrt d` (N(0, I) inputs, logits of unit scale) is already deep in
+the noisy regime at :math:`m = 256` (relative errors above 1, worse than uniform
+attention); small logits (e.g. layer-normalised inputs with a learned small scale) are
+the regime where FAVOR+ is accurate. :func:`estimate_attention_error` predicts the error
+for given inputs before you rely on the approximation.
+
+Verified by: ``tests/favor/test_attention.py`` (exact identities against the explicit
+:math:`\hat D^{-1}\hat A V` in float64 to 1e-12, the future-leak test, padding equals
+truncation, accuracy against a textbook FAVOR+ and against uniform attention).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from favor._namespace import namespace_of
+from favor._validation import (
+    as_generator,
+    check_attention_inputs,
+    check_choice,
+    check_float_array,
+    check_positive_int,
+)
+from favor.features import FEATURE_MAPS
+from favor.sampling import SAMPLERS, draw_projection
+
+__all__ = ["estimate_attention_error", "favor_attention"]
+
+#: Default number of random projections when one is drawn.
+DEFAULT_N_COMPONENTS = 256
+_KIND_CODES = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
+_DEFAULT_CHUNK = {False: 512, True: 64}
+_CONTROLLER: Any = None
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def resolve_projection(
+    projection: Any,
+    n_components: Any,
+    n_features: int,
+    *,
+    random_state: Any,
+    per_head: bool,
+    n_heads: int | None,
+) -> np.ndarray:
+    """Return the projection(s) as a float64 array of shape (P, m, d), P = heads or 1.
+
+    Implements the contract of :func:`favor_attention`: ``None`` means "orthogonal"; a
+    sampler name draws through :func:`favor.sampling.draw_projection` from
+    ``as_generator(random_state)`` (one projection per head with ``per_head``); an array
+    is checked against ``n_components`` and the inputs' ``d`` (and heads).
+    """
+    if projection is None:
+        projection = "orthogonal"
+    if isinstance(projection, str):
+        check_choice("projection", projection, SAMPLERS)
+        m = (
+            DEFAULT_N_COMPONENTS
+            if n_components is None
+            else check_positive_int("n_components", n_components)
+        )
+        rng = as_generator(random_state, name="random_state")
+        drawn = draw_projection(
+            projection, m, n_features, rng=rng, n_heads=n_heads if per_head else None
+        )
+        return drawn if per_head else drawn[None]
+    w = check_float_array("projection", projection, min_ndim=2)
+    expected = (n_heads, "n_components", n_features) if per_head else ("n_components", n_features)
+    if w.ndim != len(expected) or w.shape[-1] != n_features or (per_head and w.shape[0] != n_heads):
+        raise ValueError(
+            f"projection must have shape {expected} (per_head={per_head}) to match the "
+            f"inputs, got shape {w.shape}"
+        )
+    if n_components is not None:
+        m = check_positive_int("n_components", n_components)
+        if m != w.shape[-2]:
+            raise ValueError(
+                f"n_components must be None or equal to the projection's {w.shape[-2]} "
+                f"rows, got {m}"
+            )
+    w = w.astype(np.float64, copy=False)
+    return w if per_head else w[None]
+
+
+def _heads_for(queries: np.ndarray, per_head: bool) -> int | None:
+    if not per_head:
+        return None
+    if queries.ndim < 3:
+        raise ValueError(
+            "per_head=True needs inputs of shape (..., heads, L, d) with at least 3 "
+            f"dimensions, got queries of shape {queries.shape}"
+        )
+    return int(queries.shape[-3])
+
+
+def _thread_budget(n_groups: int) -> tuple[Any, int]:
+    """Import the jit layer lazily; return (ThreadpoolController, numba threads to use).
+
+    Inside the jit scans every Numba thread calls single-threaded BLAS, so the Numba
+    thread count is capped by the BLAS thread count in force when we are called (a user's
+    ``threadpoolctl`` limit therefore caps us too), by Numba's own setting and by the
+    number of groups: at most that many threads ever run at once.
+    """
+    global _CONTROLLER
+    import numba
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot uses)
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    blas = [i["num_threads"] for i in _CONTROLLER.info() if i["user_api"] == "blas"]
+    budget = min(numba.get_num_threads(), max(blas, default=1), n_groups)
+    return _CONTROLLER, max(budget, 1)
+
+
+def _run_jit(kernel: Any, n_groups: int, *args: Any) -> None:
+    import numba
+
+    controller, budget = _thread_budget(n_groups)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(budget)
+    try:
+        with controller.limit(limits=1, user_api="blas"):
+            kernel(*args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _flatten_groups(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.reshape((-1, *x.shape[-2:])))
+
+
+def favor_attention(
+    queries: Any,
+    keys: Any,
+    values: Any,
+    *,
+    n_components: int | None = None,
+    causal: bool = False,
+    random_state: Any = None,
+    key_padding_mask: Any = None,
+    projection: Any = None,
+    features: str = "positive",
+    per_head: bool = False,
+    chunk_size: int | None = None,
+) -> Any:
+    r"""FAVOR+ approximation of :func:`favor.softmax_attention` in linear time.
+
+    Parameters
+    ----------
+    queries : array of shape (..., L_q, d)
+        Queries; float32 or float64 NumPy array, or a torch tensor (then the call goes to
+        :func:`favor.torch.favor_attention` with the same arguments).
+    keys : array of shape (..., L_k, d)
+        Keys, same leading axes and dtype.
+    values : array of shape (..., L_k, d_v)
+        Values, same leading axes and dtype.
+    n_components : int, optional
+        Number of random projections :math:`m` (default 256 when one is drawn). With a
+        prebuilt ``projection`` it must be None or equal to its row count.
+    causal : bool, default=False
+        Query ``t`` sees keys ``<= t`` only (needs ``L_q == L_k``).
+    random_state : None, int, SeedSequence or numpy.random.Generator, optional
+        Source of the projection when one is drawn (ignored for a prebuilt array).
+    key_padding_mask : bool array of shape (..., L_k), optional
+        True marks a padded key, removed from numerator and normaliser. Leading axes
+        equal the inputs' or are 1.
+    projection : {"orthogonal", "iid"} or array, optional
+        A sampler name (default "orthogonal": Haar blocks with chi norms) or a prebuilt
+        ``(m, d)`` array (``(H, m, d)`` with ``per_head``), unscaled: the :math:`d^{-1/4}`
+        factor is applied to the inputs inside.
+    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
+        The feature map (:data:`favor.features.FEATURE_MAPS`): the first three estimate
+        the softmax kernel, "relu" gives generalised (arc-cosine kernel) attention.
+    per_head : bool, default=False
+        Draw (or take) one projection per head, the axis just before ``L``, shared over
+        the batch axes; needs inputs with at least 3 dimensions.
+    chunk_size : int, optional
+        Rows per chunk (default 512 bidirectional, 64 causal); changes speed and memory,
+        not the result (beyond rounding).
+
+    Returns
+    -------
+    array of shape (..., L_q, d_v)
+        The estimate :math:`\hat D^{-1} \hat A V`, same dtype and array type as the
+        inputs. A query whose normaliser is exactly 0 (no visible key) gets a zero row.
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, non-float or mixed dtypes, NaN/inf, a bad mask, an unknown
+        ``features``/``projection`` name, or a projection of the wrong shape.
+
+    See Also
+    --------
+    favor.softmax_attention : The exact attention this approximates.
+    estimate_attention_error : Predicted relative error for given inputs.
+    favor.decoding : Token-by-token causal generation with an O(m d_v) state.
+
+    Notes
+    -----
+    Exactly the estimator :math:`\varphi(s q_i)^T \varphi(s k_j)` of the chosen map,
+    normalised (module docstring); the stabilisers cancel exactly and there is no
+    epsilon, so with ``"positive"`` every entry of :math:`\hat A` is unbiased for
+    :math:`\exp(q_i^T k_j / \sqrt d)` (Performers Lemma 1) and the output is "nearly
+    unbiased" (a ratio of unbiased sums; THEORY 1.3). The error grows like
+    :math:`\exp(\lVert s(q + k)\rVert^2)` (Lemma 2): see :func:`estimate_attention_error`.
+    Runs in Numba-compiled scans, parallel over (batch..., head) groups, with BLAS for the
+    products; the first call compiles (cached on disk afterwards).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from favor import favor_attention
+    >>> rng = np.random.default_rng(0)
+    >>> q, k, v = (0.3 * rng.standard_normal((2, 16, 8)) for _ in range(3))
+    >>> favor_attention(q, k, v, causal=True, random_state=0).shape
+    (2, 16, 8)
+    """
+    if namespace_of(queries, keys, values, key_padding_mask) == "torch":
+        from favor import torch as favor_torch
+
+        return favor_torch.favor_attention(
+            queries,
+            keys,
+            values,
+            n_components=n_components,
+            causal=causal,
+            random_state=random_state,
+            key_padding_mask=key_padding_mask,
+            projection=projection,
+            features=features,
+            per_head=per_head,
+            chunk_size=chunk_size,
+        )
+    causal = _check_flag("causal", causal)
+    per_head = _check_flag("per_head", per_head)
+    q, k, v, mask = check_attention_inputs(queries, keys, values, key_padding_mask, causal=causal)
+    check_choice("features", features, FEATURE_MAPS)
+    chunk = (
+        _DEFAULT_CHUNK[causal]
+        if chunk_size is None
+        else check_positive_int("chunk_size", chunk_size)
+    )
+    d = q.shape[-1]
+    w = resolve_projection(
+        projection,
+        n_components,
+        d,
+        random_state=random_state,
+        per_head=per_head,
+        n_heads=_heads_for(q, per_head),
+    )
+    lead = q.shape[:-2]
+    n_queries, n_keys = q.shape[-2], k.shape[-2]
+    dtype = q.dtype
+    scale = d**-0.25
+    # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
+    # (W s x = (s W) x), so the inputs are never copied, and s^2/2 multiplies the squared
+    # key norms of the exponential maps (THEORY 1.2).
+    wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
+    qg, kg, vg = _flatten_groups(q), _flatten_groups(k), _flatten_groups(v)
+    n_groups = qg.shape[0]
+    if per_head:
+        proj_index = np.arange(n_groups, dtype=np.int64) % w.shape[0]
+    else:
+        proj_index = np.zeros(n_groups, dtype=np.int64)
+    if mask is None:
+        padded = np.zeros((n_groups, n_keys), dtype=bool)
+    else:
+        padded = np.ascontiguousarray(
+            np.broadcast_to(mask, (*lead, n_keys)).reshape(n_groups, n_keys)
+        )
+    out = np.empty((n_groups, n_queries, v.shape[-1]), dtype=dtype)
+    from favor._jit import attention as jit
+
+    kernel = jit.causal_attention if causal else jit.bidirectional_attention
+    chunk = min(chunk, max(n_queries, n_keys))
+    _run_jit(
+        kernel,
+        n_groups,
+        qg,
+        kg,
+        vg,
+        wt,
+        proj_index,
+        padded,
+        0.5 * scale * scale,
+        _KIND_CODES[features],
+        chunk,
+        out,
+    )
+    return out.reshape((*lead, n_queries, v.shape[-1]))
+
+
+def estimate_attention_error(
+    queries: Any,
+    keys: Any,
+    *,
+    n_components: int = DEFAULT_N_COMPONENTS,
+    features: str = "positive",
+    causal: bool = False,
+    key_padding_mask: Any = None,
+) -> np.ndarray:
+    r"""Predicted relative RMS error of each query's FAVOR normaliser (variance regime).
+
+    For i.i.d. Gaussian projections (Performers Lemma 2, extended from one kernel entry to
+    the sum over keys), the normaliser :math:`\hat D_i = \sum_j \hat A_{ij}` of query
+    :math:`i` has exactly
+
+    .. math::
+        \frac{\mathrm{Var}\,\hat D_i}{D_i^2}
+        = \frac1m \Big(\sum_{j, j'} p_{ij}\, p_{ij'}\, f(u_{j}^T u_{j'}) - 1\Big),
+
+    with :math:`p_{ij} = A_{ij} / D_i` the exact attention weights and
+
+    * positive: :math:`f = \exp`, :math:`u_j = s(q_i + k_j)`;
+    * hyperbolic (m projections, 2m features): :math:`f = \cosh`, same :math:`u_j`;
+    * trigonometric: :math:`f = \cosh`, :math:`u_j = s(q_i - k_j)`.
+
+    (From :math:`\mathrm{Cov}(e^{\omega^T a}, e^{\omega^T b}) = e^{(\lVert a\rVert^2 +
+    \lVert b\rVert^2)/2}(e^{a^T b} - 1)` for :math:`\omega \sim \mathcal N(0, I)`, and the
+    cosh/cos analogues; the diagonal terms are Lemma 2's MSEs, THEORY 2.4.) The output
+    error :math:`\hat o_i - o_i \approx \sum_j (\hat A_{ij} - A_{ij})(v_j - o_i)/D_i` has
+    the same kernel, so this value is the scale of the output's relative error. It grows
+    like :math:`e^{\lVert s q\rVert^2}` and the key norms: values above about 0.3 mean
+    FAVOR+ with this ``m`` will be visibly noisy, above 1 it is useless for these inputs.
+    Orthogonal projections (the default) are typically somewhat more accurate
+    (Performers Theorem 2), so this is a conservative guide for them.
+
+    Parameters
+    ----------
+    queries : array of shape (..., L_q, d)
+        Queries as passed to :func:`favor_attention` (unscaled).
+    keys : array of shape (..., L_k, d)
+        Keys.
+    n_components : int, default=256
+        Number of random projections :math:`m`.
+    features : {"positive", "hyperbolic", "trigonometric"}, default="positive"
+        The softmax-kernel feature map ("relu" has no closed form here).
+    causal : bool, default=False
+        Use causal attention weights (``L_q == L_k``).
+    key_padding_mask : bool array of shape (..., L_k), optional
+        Padded keys are left out, as in :func:`favor_attention`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., L_q), float64
+        Predicted :math:`\sqrt{\mathrm{Var}\,\hat D_i} / D_i` per query (``inf`` when it
+        exceeds the float64 range; NaN for a query with no visible key).
+
+    Notes
+    -----
+    Costs :math:`O(L_q L_k^2)` per group (a quadratic form per query): a diagnostic for a
+    representative sample of a sequence, not for every long input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from favor import estimate_attention_error
+    >>> rng = np.random.default_rng(0)
+    >>> small = 0.3 * rng.standard_normal((32, 64))
+    >>> big = 1.0 * rng.standard_normal((32, 64))
+    >>> bool(estimate_attention_error(small, small).max() < 0.1 < estimate_attention_error(big, big).min())
+    True
+    """
+    q, k, _, mask = check_attention_inputs(queries, keys, keys, key_padding_mask, causal=causal)
+    check_choice("features", features, ("positive", "hyperbolic", "trigonometric"))
+    m = check_positive_int("n_components", n_components)
+    causal = _check_flag("causal", causal)
+    s2 = 1.0 / math.sqrt(q.shape[-1])
+    q64 = q.astype(np.float64)
+    k64 = k.astype(np.float64)
+    logits = (q64 @ np.swapaxes(k64, -1, -2)) * s2  # s^2 q.k
+    visible = np.ones(logits.shape[-2:], dtype=bool)
+    if causal:
+        visible = np.tril(visible)
+    if mask is not None:
+        visible = visible & ~mask[..., None, :]
+    visible = np.broadcast_to(visible, logits.shape)
+    gram = (k64 @ np.swapaxes(k64, -1, -2)) * s2  # s^2 k_j.k_j'
+    qq = np.einsum("...i,...i->...", q64, q64)[..., None] * s2  # s^2 |q|^2
+    sign = -1.0 if features == "trigonometric" else 1.0
+    # u_j.u_j' = s^2 (|q|^2 + sign q.k_j + sign q.k_j' + k_j.k_j'); p_j = softmax weights.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lp = np.where(visible, logits, -np.inf)
+        lp = lp - lp.max(axis=-1, keepdims=True)
+        lp = lp - np.log(np.exp(lp).sum(axis=-1, keepdims=True))  # log p_ij
+        total = _log_quadratic(lp + sign * logits, gram, qq)
+        if features != "positive":
+            minus = _log_quadratic(lp - sign * logits, -gram, -qq)
+            total = np.logaddexp(total, minus) - math.log(2.0)  # cosh = (e^x + e^-x) / 2
+        ratio = np.exp(total)
+        return np.sqrt(np.maximum(ratio - 1.0, 0.0) / m)
+
+
+def _log_quadratic(a: np.ndarray, gram: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    r"""``log sum_{j,j'} exp(a_j + a_j' + gram_jj' + offset)`` per row, overflow-safe.
+
+    ``a`` has shape (..., L_q, L_k) (``-inf`` for invisible keys), ``gram`` (..., L_k, L_k),
+    ``offset`` (..., L_q, 1).
+    """
+    a_top = np.max(a, axis=-1, keepdims=True)
+    a_top = np.where(np.isfinite(a_top), a_top, 0.0)
+    g_top = np.max(gram, axis=(-2, -1), keepdims=True)
+    weights = np.exp(a - a_top)
+    quad = np.einsum("...ij,...ij->...i", weights @ np.exp(gram - g_top), weights)
+    return np.log(quad) + 2 * a_top[..., 0] + g_top[..., 0] + offset[..., 0]

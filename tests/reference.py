@@ -1,0 +1,160 @@
+"""Slow, loop-based, obviously correct twins of the jit functions and of the estimators.
+
+Nothing here is clever: scalar ``math`` functions, explicit loops over rows, groups and
+keys, and the feature maps of :mod:`favor.features` applied one vector at a time. Tests
+compare the fast code against these on small inputs (float32 and float64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from favor.features import FEATURE_MAPS
+
+KINDS = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
+
+
+def exp_nonpositive_reference(x: np.ndarray) -> np.ndarray:
+    """``math.exp`` per element, in float64 (the jit version flushes below its range)."""
+    return np.array([math.exp(float(t)) for t in np.ravel(x)]).reshape(np.shape(x))
+
+
+def feature_rows_reference(
+    logits: np.ndarray, half_sq_norms: np.ndarray, kind: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shape rows ``e`` and log-scales ``r`` (table of :mod:`favor._jit.attention`), by loops."""
+    n, m = logits.shape
+    width = 2 * m if kind in (1, 2) else m
+    out = np.zeros((n, width))
+    log_scale = np.zeros(n)
+    for i in range(n):
+        row = [float(t) for t in logits[i]]
+        if kind == 0:
+            top = max(row)
+            for r in range(m):
+                out[i, r] = math.exp(row[r] - top)
+            log_scale[i] = top - float(half_sq_norms[i])
+        elif kind == 1:
+            top = max(abs(t) for t in row)
+            for r in range(m):
+                out[i, r] = math.exp(row[r] - top)
+                out[i, m + r] = math.exp(-row[r] - top)
+            log_scale[i] = top - float(half_sq_norms[i])
+        elif kind == 2:
+            for r in range(m):
+                out[i, r] = math.cos(row[r])
+                out[i, m + r] = math.sin(row[r])
+            log_scale[i] = float(half_sq_norms[i])
+        else:
+            for r in range(m):
+                out[i, r] = max(row[r], 0.0)
+    return out, log_scale
+
+
+def causal_state_update_reference(
+    state: np.ndarray,
+    normaliser: np.ndarray,
+    log_scale: float,
+    e: np.ndarray,
+    r: np.ndarray,
+    v: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """New ``(S, z, c)``: everything re-expressed at ``c' = max(c, max r)``, by loops."""
+    new = max([log_scale, *[float(t) for t in r]])
+    if new == -math.inf:
+        return state.astype(np.float64), normaliser.astype(np.float64), new
+    old = 0.0 if log_scale == -math.inf else math.exp(log_scale - new)
+    s_new = np.array(state, dtype=np.float64) * old
+    z_new = np.array(normaliser, dtype=np.float64) * old
+    for j in range(e.shape[0]):
+        if r[j] == -math.inf:
+            continue
+        weight = math.exp(float(r[j]) - new)
+        for a in range(e.shape[1]):
+            z_new[a] += weight * float(e[j, a])
+            for b in range(v.shape[1]):
+                s_new[a, b] += weight * float(e[j, a]) * float(v[j, b])
+    return s_new, z_new, new
+
+
+def favor_attention_reference(
+    queries: np.ndarray,
+    keys: np.ndarray,
+    values: np.ndarray,
+    projections: np.ndarray,
+    features: str,
+    *,
+    causal: bool = False,
+    padded: np.ndarray | None = None,
+    proj_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """The normalised estimator, one (query, key) pair at a time, in float64.
+
+    ``queries`` (G, L_q, d), ``keys`` (G, L_k, d), ``values`` (G, L_k, d_v) unscaled;
+    ``projections`` (P, m, d) unscaled; group ``g`` uses ``projections[proj_index[g]]``.
+    Features are the public maps of :mod:`favor.features` on ``d**-0.25``-scaled vectors,
+    with no stabiliser at all (so use moderate norms). Zero normaliser -> zero row.
+    """
+    spec = FEATURE_MAPS[features]
+    n_groups, n_queries, d = queries.shape
+    n_keys = keys.shape[1]
+    scale = d**-0.25
+    if proj_index is None:
+        proj_index = np.zeros(n_groups, dtype=int)
+    out = np.zeros((n_groups, n_queries, values.shape[2]))
+    for g in range(n_groups):
+        w = np.asarray(projections[proj_index[g]], dtype=np.float64)
+        phi_k = [
+            spec.function(np.asarray(keys[g, j], dtype=np.float64) * scale, w)
+            for j in range(n_keys)
+        ]
+        for i in range(n_queries):
+            phi_q = spec.function(np.asarray(queries[g, i], dtype=np.float64) * scale, w)
+            numer = np.zeros(values.shape[2])
+            denom = 0.0
+            for j in range(n_keys):
+                if (causal and j > i) or (padded is not None and padded[g, j]):
+                    continue
+                a = float(phi_q @ phi_k[j])
+                numer += a * np.asarray(values[g, j], dtype=np.float64)
+                denom += a
+            out[g, i] = numer / denom if denom != 0 else 0.0
+    return out
+
+
+def attention_error_reference(
+    queries: np.ndarray,
+    keys: np.ndarray,
+    n_components: int,
+    features: str,
+    *,
+    causal: bool = False,
+) -> np.ndarray:
+    """Predicted relative RMS error of each normaliser, by the double sum over keys.
+
+    ``sqrt((sum_jj' p_j p_j' (f(u_j . u_j') - 1)) / m)`` with ``f = exp`` and
+    ``u_j = s(q + k_j)`` for positive features, ``f = cosh`` for hyperbolic (same ``u``) and
+    trigonometric (``u_j = s(q - k_j)``), for inputs of shape (L_q, d), (L_k, d).
+    """
+    d = queries.shape[-1]
+    scale = d**-0.25
+    out = np.zeros(queries.shape[0])
+    for i in range(queries.shape[0]):
+        q = np.asarray(queries[i], dtype=np.float64) * scale
+        visible = [j for j in range(keys.shape[0]) if not (causal and j > i)]
+        logits = [float(q @ (np.asarray(keys[j], dtype=np.float64) * scale)) for j in visible]
+        top = max(logits)
+        weights = [math.exp(t - top) for t in logits]
+        total_w = sum(weights)
+        p = [t / total_w for t in weights]
+        sign = -1.0 if features == "trigonometric" else 1.0
+        u = [q + sign * np.asarray(keys[j], dtype=np.float64) * scale for j in visible]
+        f = math.exp if features == "positive" else math.cosh
+        acc = 0.0
+        for a in range(len(visible)):
+            for b in range(len(visible)):
+                acc += p[a] * p[b] * (f(float(u[a] @ u[b])) - 1.0)
+        out[i] = math.sqrt(max(acc, 0.0) / n_components)
+    return out
