@@ -21,31 +21,29 @@ import numpy as np
 __all__ = ["scaled_cos_sin"]
 
 
-@numba.njit(
-    "void(float64[:, ::1], float64[::1], float64[:, ::1])",
-    parallel=True,
-    cache=True,
-)
-def scaled_cos_sin(logits: np.ndarray, row_scale: np.ndarray, out: np.ndarray) -> None:
-    r"""Write ``out[i] = row_scale[i] * (cos(logits[i]), sin(logits[i]))``.
+@numba.njit("void(float64[:, ::1], float64[::1])", parallel=True, cache=True)
+def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
+    r"""In place: ``features[i] = row_scale[i] * (cos(t_i), sin(t_i))``, ``t_i = features[i, :m]``.
 
-    This is the trigonometric feature map of THEORY 2.2 after the projection GEMM:
-    ``logits = x W^T`` and ``row_scale`` holds :math:`h(x)/\sqrt m` per row.
+    This is the trigonometric feature map of THEORY 2.2 after the projection GEMM: the
+    caller writes the logits :math:`t_{ij} = \omega_j^T x_i` into the first half of the
+    output buffer (so no separate logits array is allocated), and ``row_scale`` holds
+    :math:`h(x_i)/\sqrt m`.
 
     Parameters
     ----------
-    logits : float64 ndarray of shape (n, m), C-contiguous
-        Projected inputs :math:`\omega_j^T x_i`.
-    row_scale : ndarray of shape (n,)
+    features : float64 ndarray of shape (n, 2 m), C-contiguous
+        On entry, columns ``[0, m)`` hold the logits (columns ``[m, 2m)`` are ignored).
+        On exit, columns ``[0, m)`` hold the scaled cosines and ``[m, 2m)`` the scaled
+        sines.
+    row_scale : float64 ndarray of shape (n,)
         Per-row factor.
-    out : ndarray of shape (n, 2 m), C-contiguous
-        Output buffer; columns ``[0, m)`` get the cosines and ``[m, 2m)``
-        the sines. Must not alias ``logits``.
     """
-    n, m = logits.shape
+    n, width = features.shape
+    m = width // 2
     for i in numba.prange(n):
         s = row_scale[i]
         for j in range(m):
-            v = logits[i, j]
-            out[i, j] = np.cos(v) * s
-            out[i, m + j] = np.sin(v) * s
+            v = features[i, j]
+            features[i, j] = np.cos(v) * s
+            features[i, m + j] = np.sin(v) * s

@@ -1,0 +1,186 @@
+"""favor.features and favor._jit.features: collapsed formulas, dtypes, unbiasedness, jit twins.
+
+The exact tests check the literal feature vectors against the collapsed forms of their
+dot products (THEORY 2.2-2.4, [B-feat]) to 1e-12. The statistical test is seeded and uses
+the |z| >= 5 rule (false-alarm rate 5.7e-7) with a negative control that must fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from favor.features import FEATURE_MAPS, random_features
+from favor.sampling import iid_projection, orthogonal_projection
+from tests.conftest import readonly
+
+Z_CRIT = 5.0
+
+
+@pytest.fixture
+def pair():
+    rng = np.random.default_rng(123)
+    x = readonly(0.4 * rng.standard_normal((5, 6)))
+    y = readonly(0.4 * rng.standard_normal((4, 6)))
+    w = readonly(rng.standard_normal((9, 6)))
+    return x, y, w
+
+
+def _sq(a):
+    return np.einsum("ij,ij->i", a, a)
+
+
+def _collapsed(name: str, kernel: str, x, y, w) -> np.ndarray:
+    """The dot products phi(x_i).phi(y_j) written as THEORY 2.2-2.4 collapse them."""
+    m = w.shape[0]
+    sx, sy = _sq(x)[:, None], _sq(y)[:, None]  # (n, 1)
+    delta = x[:, None, :] - y[None, :, :]  # (n_x, n_y, d)
+    z = x[:, None, :] + y[None, :, :]
+    if name == "trigonometric":
+        mean_cos = np.cos(delta @ w.T).mean(axis=-1)
+        if kernel == "softmax":
+            return np.exp((sx + sy.T) / 2) * mean_cos
+        return mean_cos
+    if name == "relu":
+        return np.maximum(x @ w.T, 0) @ np.maximum(y @ w.T, 0).T / m
+    # positive: Lambda * mean exp(w.z); hyperbolic: Lambda * mean cosh(w.z), where the
+    # Gaussian forms multiply by a further exp(-(|x|^2 + |y|^2) / 2) (THEORY 1.1).
+    factor = np.exp(-(sx + sy.T) / 2)
+    if kernel == "gaussian":
+        factor = factor * np.exp(-(sx + sy.T) / 2)
+    inner = np.exp(z @ w.T) if name == "positive" else np.cosh(z @ w.T)
+    return factor * inner.mean(axis=-1)
+
+
+CASES = [(name, kernel) for name, spec in FEATURE_MAPS.items() for kernel in spec.kernels]
+
+
+@pytest.mark.parametrize(("name", "kernel"), CASES)
+def test_dot_products_equal_collapsed_formulas(name, kernel, pair):
+    x, y, w = pair
+    spec = FEATURE_MAPS[name]
+    phi_x = spec.function(x, w, kernel=kernel)
+    phi_y = spec.function(y, w, kernel=kernel)
+    assert phi_x.shape == (5, spec.outputs_per_projection * w.shape[0])
+    np.testing.assert_allclose(phi_x @ phi_y.T, _collapsed(name, kernel, x, y, w), rtol=1e-12)
+    if spec.nonnegative:
+        assert (phi_x >= 0).all()
+
+
+@pytest.mark.parametrize(("name", "kernel"), CASES)
+def test_float32_matches_float64_and_keeps_dtype(name, kernel, pair):
+    x, _, w = pair
+    f64 = FEATURE_MAPS[name].function(x, w, kernel=kernel)
+    f32 = FEATURE_MAPS[name].function(x.astype(np.float32), w, kernel=kernel)
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(f32, f64, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "kernel"), CASES)
+def test_compute_and_registry_dispatch_agree_and_batch_axes_work(name, kernel, pair):
+    x, _, w = pair
+    spec = FEATURE_MAPS[name]
+    expected = spec.function(x, w, kernel=kernel)
+    np.testing.assert_array_equal(spec.compute(np.asarray(x), np.asarray(w), kernel), expected)
+    np.testing.assert_array_equal(random_features(x, w, feature_map=name, kernel=kernel), expected)
+    batched = spec.function(np.stack([x, x]), w, kernel=kernel)
+    np.testing.assert_allclose(batched[1], expected, rtol=1e-14)
+
+
+def test_exponential_maps_do_not_overflow_for_large_norms():
+    x = np.full((1, 4), 30.0)  # w.x up to ~ 240, |x|^2/2 = 1800: naive exp(w.x) * exp(-...) fails
+    w = iid_projection(16, 4, rng=0)
+    for name in ("positive", "hyperbolic"):
+        with np.errstate(over="raise"):
+            out = FEATURE_MAPS[name].function(x, w, kernel="softmax")
+        assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["trigonometric", "positive", "hyperbolic", "relu"])
+def test_invalid_inputs_name_the_argument(name, pair):
+    x, _, w = pair
+    fn = FEATURE_MAPS[name].function
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        fn(np.full((2, 6), np.nan), w)
+    with pytest.raises(ValueError, match="x must be a float32 or float64"):
+        fn(np.ones((2, 6), dtype=int), w)
+    with pytest.raises(ValueError, match="projection must have shape"):
+        fn(x, w[:, :5])
+    with pytest.raises(ValueError, match="kernel"):
+        fn(x, w, kernel="laplacian")
+    with pytest.raises(ValueError, match="feature_map"):
+        random_features(x, w, feature_map="cosine")
+
+
+# --- unbiasedness of positive orthogonal softmax features -------------------------------
+
+
+def _mean_z(x, y, sampler, n_replicates: int, seed: int) -> float:
+    """z-score of the mean of phi(x).phi(y) (positive softmax features) against exp(x.y)."""
+    rng = np.random.default_rng(seed)
+    d = x.size
+    estimates = np.empty(n_replicates)
+    for r in range(n_replicates):
+        w = sampler(d, d, rng)
+        estimates[r] = FEATURE_MAPS["positive"].compute(x, w, "softmax") @ (
+            FEATURE_MAPS["positive"].compute(y, w, "softmax")
+        )
+    sem = estimates.std(ddof=1) / np.sqrt(n_replicates)
+    return (estimates.mean() - np.exp(x @ y)) / sem
+
+
+def _pair(seed: int, d: int = 8, sum_norm: float = 1.1):
+    """x, y in general position with |x + y|^2 = sum_norm^2 (THEORY 8.2 rule (a))."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((2, d))
+    scale = sum_norm / np.linalg.norm(x + y)
+    return x * scale, y * scale
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("pair_seed", [1, 2])
+def test_positive_orthogonal_softmax_features_are_unbiased(pair_seed):
+    x, y = _pair(pair_seed)
+    z = _mean_z(x, y, lambda m, d, rng: orthogonal_projection(m, d, rng=rng), 30000, 40 + pair_seed)
+    assert abs(z) < Z_CRIT, z
+
+
+@pytest.mark.statistical
+def test_negative_control_fixed_norm_rows_are_biased_for_softmax():
+    # sqrt(d)-length rows estimate SMREG < SM (Performers Thm 1; THEORY 2.5, 3.1 [C3b]).
+    x, y = _pair(1)
+    z = _mean_z(
+        x, y, lambda m, d, rng: orthogonal_projection(m, d, norms="fixed", rng=rng), 30000, 41
+    )
+    assert z <= -Z_CRIT, z
+
+
+# --- jit functions and their slow, obviously correct twins ------------------------------
+
+
+def _reference_scaled_cos_sin(logits: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.cos(logits), np.sin(logits)], axis=1) * row_scale[:, None]
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (7, 3), (64, 33)])
+def test_jit_scaled_cos_sin_matches_numpy_twin(n, m):
+    from favor._jit.features import scaled_cos_sin
+
+    rng = np.random.default_rng(n * m)
+    logits = rng.standard_normal((n, m)) * np.logspace(-3, 4, m)  # small to large arguments
+    row_scale = rng.uniform(0.1, 3.0, size=n)
+    features = np.empty((n, 2 * m))
+    features[:, :m] = logits
+    features[:, m:] = np.nan  # ignored on entry
+    scaled_cos_sin(features, row_scale)
+    np.testing.assert_allclose(
+        features, _reference_scaled_cos_sin(logits, row_scale), rtol=1e-15, atol=1e-15
+    )
+
+
+def test_jit_scaled_cos_sin_handles_empty_input():
+    from favor._jit.features import scaled_cos_sin
+
+    features = np.empty((0, 4))
+    scaled_cos_sin(features, np.empty(0))
+    assert features.shape == (0, 4)
