@@ -35,8 +35,11 @@ from favor.torch.features import (
     relu_features,
     trigonometric_features,
 )
+from favor.torch.module import DecodingState, FavorAttention
 
 __all__ = [
+    "DecodingState",
+    "FavorAttention",
     "favor_attention",
     "hyperbolic_features",
     "positive_features",

@@ -98,7 +98,7 @@ def resolve_projection(
     return w.to(device=device, dtype=dtype)
 
 
-def _normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     # 0/0 (no visible key) gives a zero row; the safe denominator keeps gradients finite.
     seen = den != 0
     return torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), 0.0)
@@ -121,7 +121,7 @@ def favor_core(
     if not causal:
         num = torch.matmul(qf, torch.matmul(kf.transpose(-1, -2), v))
         den = torch.matmul(qf, kf.sum(dim=-2)[..., None])
-        return _normalise(num, den)
+        return normalise(num, den)
     lead, length = q.shape[:-2], q.shape[-2]
     batch = math.prod(lead)
     width = qf.shape[-1]
@@ -134,7 +134,7 @@ def favor_core(
         chunk=default_chunk_size(q.device) if chunk is None else chunk,
     )
     y = y.reshape(*lead, length, u.shape[-1])
-    return _normalise(y[..., :-1], y[..., -1:])
+    return normalise(y[..., :-1], y[..., -1:])
 
 
 def favor_attention(
@@ -276,5 +276,5 @@ def softmax_attention(
     row_max = logits.amax(dim=-1, keepdim=True).detach()
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     weights = torch.exp(logits - row_max)
-    out = _normalise(torch.matmul(weights, vw), weights.sum(dim=-1, keepdim=True))
+    out = normalise(torch.matmul(weights, vw), weights.sum(dim=-1, keepdim=True))
     return out.to(q.dtype)
