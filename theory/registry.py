@@ -1,0 +1,271 @@
+"""The claim registry: every claim's id, check, sizes per profile and negative controls.
+
+:data:`CLAIMS` drives ``python -m theory`` (:mod:`theory.report`) and the tests
+(``tests/theory``): each claim must pass with its fixed seed, and each of its negative
+controls (the same check fed a broken sampler / feature map / attention, see
+:mod:`theory.controls`) must fail.
+
+Profiles: ``"quick"`` (default, about 20 s on 2 cores) uses the check defaults, sized by
+THEORY 8.2 for 5-sigma sensitivity to the controls; ``"full"`` multiplies trials by 10
+(paper scale, a few minutes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from theory import attention_error, orthogonality, unbiasedness, uniform_convergence, variance
+from theory.closed_forms import orthogonal_pair_covariance
+from theory.controls import (
+    epsilon_attention,
+    fixed_norm_sampler,
+    scaled_feature_map,
+    unsigned_orthogonal_projection,
+)
+from theory.results import ClaimCheck
+
+__all__ = ["CLAIMS", "PROFILES", "ClaimSpec", "get_claim", "run_claim"]
+
+PROFILES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One claim.
+
+    Attributes
+    ----------
+    claim_id : str
+        Short id (``U3``).
+    statement : str
+        One sentence with its assumptions.
+    check : callable
+        ``check(**kwargs) -> ClaimCheck``.
+    kwargs : dict
+        Fixed arguments (what is claimed: map, sampler, kernel).
+    full : dict
+        Overrides for the ``"full"`` profile.
+    controls : dict
+        Negative controls: label -> extra kwargs (callables building them lazily).
+    """
+
+    claim_id: str
+    statement: str
+    check: Callable[..., ClaimCheck]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    full: dict[str, Any] = field(default_factory=dict)
+    controls: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _scaled(name: str, key: str = "features") -> Callable[[], dict[str, Any]]:
+    return lambda: {key: scaled_feature_map(name)}
+
+
+def _fixed(base: str = "orthogonal") -> Callable[[], dict[str, Any]]:
+    return lambda: {"sampler": fixed_norm_sampler(base)}
+
+
+def _unsigned() -> dict[str, Any]:
+    return {"sampler": unsigned_orthogonal_projection}
+
+
+def _unbiased_specs() -> list[ClaimSpec]:
+    specs = []
+    i = 0
+    for fmap in ("positive", "hyperbolic", "trigonometric", "relu"):
+        kernels = ("arccos",) if fmap == "relu" else ("softmax", "gaussian")
+        for proj in ("iid", "orthogonal"):
+            for kernel in kernels:
+                i += 1
+                if proj == "iid":
+                    controls = {"features x 1.05": _scaled(fmap)}
+                elif fmap in ("positive", "relu"):
+                    controls = {"QR without sign fix": _unsigned}
+                    if fmap == "positive":
+                        controls["fixed sqrt(d) norms"] = _fixed()
+                else:
+                    controls = {"fixed sqrt(d) norms": _fixed()}
+                specs.append(
+                    ClaimSpec(
+                        f"U{i}",
+                        f"{fmap} features with {proj} chi-norm projections are unbiased for the "
+                        f"{kernel} kernel",
+                        unbiasedness.check_unbiased,
+                        {
+                            "feature_map": fmap,
+                            "projection": proj,
+                            "kernel": kernel,
+                            "seed": 100 + i,
+                        },
+                        {"n_trials": 200_000},
+                        controls,
+                    )
+                )
+    return specs
+
+
+def _mse_specs() -> list[ClaimSpec]:
+    cases = [
+        ("trigonometric", "iid", "softmax", {"features x 1.05": _scaled("trigonometric")}),
+        ("positive", "iid", "softmax", {"features x 1.05": _scaled("positive")}),
+        ("hyperbolic", "iid", "softmax", {"features x 1.05": _scaled("hyperbolic")}),
+        ("relu", "iid", "arccos", {"features x 1.05": _scaled("relu")}),
+        ("positive", "orthogonal", "softmax", {"QR without sign fix": _unsigned}),
+        ("trigonometric", "orthogonal", "gaussian", {"fixed sqrt(d) norms": _fixed()}),
+    ]
+    return [
+        ClaimSpec(
+            f"V{i}",
+            f"the MSE of {fmap} features with {proj} projections ({kernel} kernel) equals its "
+            + ("Lemma 2 closed form" if proj == "iid" else "exact quadrature value"),
+            variance.check_mse,
+            {"feature_map": fmap, "projection": proj, "kernel": kernel, "seed": 200 + i},
+            {"n_trials": 200_000},
+            controls,
+        )
+        for i, (fmap, proj, kernel, controls) in enumerate(cases, start=1)
+    ]
+
+
+CLAIMS: tuple[ClaimSpec, ...] = (
+    *_unbiased_specs(),
+    *_mse_specs(),
+    ClaimSpec(
+        "P1",
+        "where SM(x, y) is small, the positive MSE is far below the trigonometric one, "
+        "with the Lemma 2 ratio",
+        variance.check_positive_beats_trigonometric,
+        full={"n_trials": 200_000},
+        controls={"positive features x 1.05": _scaled("positive", "positive")},
+    ),
+    ClaimSpec(
+        "P2",
+        "MSE_hyp(m) = (1 - exp(-|z|^2))/2 MSE_+(m) < MSE_+(2m) on shared projections",
+        variance.check_hyperbolic_vs_positive,
+        full={"n_trials": 200_000},
+        controls={"hyperbolic features x 1.05": _scaled("hyperbolic", "hyperbolic")},
+    ),
+    ClaimSpec(
+        "O1",
+        "one orthogonal chi-norm block (m <= d) has positive-feature MSE below the Theorem 2 "
+        "bound, hence below the iid MSE",
+        orthogonality.check_theorem2,
+        full={"n_trials": 300_000},
+        controls={"iid rows": lambda: {"sampler": "iid"}, "features x 1.05": _scaled("positive")},
+    ),
+    ClaimSpec(
+        "O2",
+        "Theorem 2 in pair form, Cov(Y1, Y2) <= -2/(d+2) Lambda^2 (e^{|z|^2/2} - 1)^2, "
+        "holds exactly on a (d, |z|) grid",
+        orthogonality.check_theorem2_exact,
+        full={
+            "dims": (3, 4, 6, 8, 16, 32, 64, 128),
+            "z_norms": tuple(0.05 * k for k in range(1, 61)),
+        },
+        controls={
+            "directions at cosine 0.3": lambda: {
+                "covariance": partial(orthogonal_pair_covariance, cosine=0.3)
+            }
+        },
+    ),
+    ClaimSpec(
+        "O3",
+        "fixed sqrt(d)-norm orthogonal rows make positive features estimate SMREG, not SM",
+        orthogonality.check_fixed_norms_estimate_smreg,
+        full={"n_trials": 200_000},
+        controls={"chi norms": lambda: {"sampler": "orthogonal"}},
+    ),
+    ClaimSpec(
+        "C1",
+        "the sup error of orthogonal trigonometric Gaussian-kernel estimates over a point set "
+        "decays like m^-1/2",
+        uniform_convergence.check_sup_error_rate,
+        full={"n_trials": 1000, "components": (16, 32, 64, 128, 256, 512, 1024, 2048)},
+        controls={"fixed sqrt(d) norms": _fixed(), "features x 1.05": _scaled("trigonometric")},
+    ),
+    ClaimSpec(
+        "C2",
+        "P[sup |K_hat - K| >= delta] is below the (evaluated, constants-from-memory) "
+        "Rahimi-Recht bound",
+        uniform_convergence.check_failure_frequency,
+        full={"n_trials": 2000},
+        controls={"fixed sqrt(d) norms": _fixed("iid")},
+    ),
+    ClaimSpec(
+        "A1",
+        "the MSE of the normalised FAVOR+ attention matrix is the first-order delta-method "
+        "term (m = 256, L = 16, 64)",
+        attention_error.check_attention_mse,
+        full={"n_trials": 40_000, "tokens": (16, 64, 256)},
+        controls={"fixed sqrt(d) norms": _fixed("iid")},
+    ),
+    ClaimSpec(
+        "A2",
+        "the bias of the normalised FAVOR+ output is the first-order O(1/m) delta-method term",
+        attention_error.check_attention_bias,
+        full={"n_trials": 400_000},
+        controls={
+            "epsilon 1e-3 inside the features": lambda: {"attention": epsilon_attention(1e-3)}
+        },
+    ),
+)
+
+
+def get_claim(claim_id: str) -> ClaimSpec:
+    """Return the claim with this id.
+
+    Parameters
+    ----------
+    claim_id : str
+        E.g. ``"U3"``.
+
+    Returns
+    -------
+    ClaimSpec
+        The claim.
+    """
+    for spec in CLAIMS:
+        if spec.claim_id == claim_id:
+            return spec
+    raise ValueError(f"claim_id must be one of {[s.claim_id for s in CLAIMS]}, got {claim_id!r}")
+
+
+def run_claim(
+    spec: ClaimSpec | str, *, profile: str = "quick", control: str | None = None
+) -> ClaimCheck:
+    """Run one claim's check (optionally with one of its negative controls).
+
+    Parameters
+    ----------
+    spec : ClaimSpec or str
+        The claim or its id.
+    profile : {"quick", "full"}, default="quick"
+        Sizes.
+    control : str, optional
+        A key of ``spec.controls``: run the broken variant instead.
+
+    Returns
+    -------
+    ClaimCheck
+        The evidence, named ``"<id> <title>"`` (``"<id>[control] ..."`` for a control).
+    """
+    if isinstance(spec, str):
+        spec = get_claim(spec)
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    kwargs = dict(spec.kwargs)
+    if profile == "full":
+        kwargs.update(spec.full)
+    label = spec.claim_id
+    if control is not None:
+        if control not in spec.controls:
+            raise ValueError(f"control must be one of {sorted(spec.controls)}, got {control!r}")
+        kwargs.update(spec.controls[control]())
+        label = f"{spec.claim_id}[{control}]"
+    result = spec.check(**kwargs)
+    from dataclasses import replace
+
+    return replace(result, name=f"{label} {result.name}")
