@@ -9,6 +9,8 @@ softmax_attention, softmax_kernel, gaussian_kernel, arccos_kernel
     Exact references (:mod:`favor.exact`).
 favor_attention, estimate_attention_error
     FAVOR+ linear attention and its predicted error (:mod:`favor.attention`).
+DecodingState, init_decoding_state, decode_step
+    Token-by-token causal FAVOR+ with an O(m d_v) state (:mod:`favor.decoding`).
 FavorSampler
     The scikit-learn transformer (:mod:`favor.estimators`, loaded lazily).
 sampling, features
@@ -21,6 +23,7 @@ from typing import Any
 
 from favor import features, sampling
 from favor.attention import estimate_attention_error, favor_attention
+from favor.decoding import DecodingState, decode_step, init_decoding_state
 from favor.exact import arccos_kernel, gaussian_kernel, softmax_attention, softmax_kernel
 from favor.features import (
     FEATURE_MAPS,
@@ -37,15 +40,18 @@ __version__ = "0.1.0"
 __all__ = [
     "FEATURE_MAPS",
     "SAMPLERS",
+    "DecodingState",
     "FavorSampler",
     "__version__",
     "arccos_kernel",
+    "decode_step",
     "estimate_attention_error",
     "favor_attention",
     "features",
     "gaussian_kernel",
     "hyperbolic_features",
     "iid_projection",
+    "init_decoding_state",
     "orthogonal_projection",
     "positive_features",
     "random_features",
