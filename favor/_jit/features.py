@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["scaled_cos_sin"]
+__all__ = ["scaled_cos_sin", "scaled_cos_sin_serial"]
 
 
 @numba.njit("void(float64[:, ::1], float64[::1])", parallel=True, cache=True)
@@ -38,10 +38,28 @@ def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
         sines.
     row_scale : float64 ndarray of shape (n,)
         Per-row factor.
+
+    See Also
+    --------
+    scaled_cos_sin_serial : the same loop on one thread, bit-for-bit identical output
+        (no reductions), for inputs too small to repay waking the thread pool.
     """
     n, width = features.shape
     m = width // 2
     for i in numba.prange(n):
+        s = row_scale[i]
+        for j in range(m):
+            v = features[i, j]
+            features[i, j] = np.cos(v) * s
+            features[i, m + j] = np.sin(v) * s
+
+
+@numba.njit("void(float64[:, ::1], float64[::1])", cache=True)
+def scaled_cos_sin_serial(features: np.ndarray, row_scale: np.ndarray) -> None:
+    """Single-threaded :func:`scaled_cos_sin` (same contract, identical output)."""
+    n, width = features.shape
+    m = width // 2
+    for i in range(n):
         s = row_scale[i]
         for j in range(m):
             v = features[i, j]

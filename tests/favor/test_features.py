@@ -164,7 +164,7 @@ def _reference_scaled_cos_sin(logits: np.ndarray, row_scale: np.ndarray) -> np.n
 
 @pytest.mark.parametrize(("n", "m"), [(1, 1), (7, 3), (64, 33)])
 def test_jit_scaled_cos_sin_matches_numpy_twin(n, m):
-    from favor._jit.features import scaled_cos_sin
+    from favor._jit.features import scaled_cos_sin, scaled_cos_sin_serial
 
     rng = np.random.default_rng(n * m)
     logits = rng.standard_normal((n, m)) * np.logspace(-3, 4, m)  # small to large arguments
@@ -172,15 +172,31 @@ def test_jit_scaled_cos_sin_matches_numpy_twin(n, m):
     features = np.empty((n, 2 * m))
     features[:, :m] = logits
     features[:, m:] = np.nan  # ignored on entry
+    serial = features.copy()
     scaled_cos_sin(features, row_scale)
-    np.testing.assert_allclose(
-        features, _reference_scaled_cos_sin(logits, row_scale), rtol=1e-15, atol=1e-15
-    )
+    scaled_cos_sin_serial(serial, row_scale)
+    twin = _reference_scaled_cos_sin(logits, row_scale)
+    np.testing.assert_allclose(features, twin, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(serial, twin, rtol=1e-15, atol=1e-15)
+
+
+def test_jit_serial_and_parallel_loops_are_bit_identical():
+    from favor._jit.features import scaled_cos_sin, scaled_cos_sin_serial
+
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((300, 40)) * 50
+    row_scale = rng.uniform(size=300)
+    a = np.concatenate([logits, logits], axis=1)
+    b = a.copy()
+    scaled_cos_sin(a, row_scale)
+    scaled_cos_sin_serial(b, row_scale)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_jit_scaled_cos_sin_handles_empty_input():
-    from favor._jit.features import scaled_cos_sin
+    from favor._jit.features import scaled_cos_sin, scaled_cos_sin_serial
 
-    features = np.empty((0, 4))
-    scaled_cos_sin(features, np.empty(0))
-    assert features.shape == (0, 4)
+    for fn in (scaled_cos_sin, scaled_cos_sin_serial):
+        features = np.empty((0, 4))
+        fn(features, np.empty(0))
+        assert features.shape == (0, 4)
