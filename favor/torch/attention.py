@@ -83,7 +83,7 @@ def resolve_projection(
     else:
         w = torch.from_numpy(np.ascontiguousarray(check_float_array("projection", projection)))
     expected = (n_features,) if n_heads is None else (n_heads, n_features)
-    if w.ndim != len(expected) + 1 or (w.shape[-1], *w.shape[:-2]) != expected:
+    if w.ndim != len(expected) + 1 or (*w.shape[:-2], w.shape[-1]) != expected:
         want = "(n_components, d)" if n_heads is None else "(n_heads, n_components, d)"
         raise ValueError(
             f"projection must have shape {want} with d={n_features}"
