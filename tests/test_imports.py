@@ -1,0 +1,191 @@
+"""Import rules (STYLE 4.3): ``import favor`` stays light, and modules respect the layer table.
+
+The layer table is the contract: a module may import, at module level, only ``favor``
+modules of a lower layer (or of its own package, e.g. ``favor.torch._checks`` from
+``favor.torch.attention``). Function-level (lazy) imports may also reach down, plus the
+few documented dispatch edges below. A new module must be added to the table.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("numba", "scipy", "sklearn", "torch")
+
+#: favor module (or package, covering its submodules) -> layer (STYLE 4.3).
+LAYERS = {
+    "favor._typing": 1,
+    "favor._validation": 2,
+    "favor._namespace": 2,
+    "favor.sampling": 3,
+    "favor.exact": 3,
+    "favor.features": 3,
+    "favor._jit": 3,
+    "favor.attention": 4,
+    "favor.estimators": 5,
+    "favor.torch": 5,
+    "favor": 6,  # the package __init__: re-exports
+}
+
+#: Lazy (function-level) imports that go up the table on purpose: torch tensors are
+#: dispatched to the optional leaf, and ``favor.FavorSampler`` is loaded on first use.
+LAZY_DISPATCH = {
+    ("favor.exact", "favor.torch"),
+    ("favor.attention", "favor.torch"),
+    ("favor", "favor.estimators"),
+    ("favor", "favor.torch"),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _component(name: str) -> str | None:
+    """The table entry governing ``name`` (longest matching prefix), or None."""
+    best = None
+    for key in LAYERS:
+        if (name == key or name.startswith(key + ".")) and (best is None or len(key) > len(best)):
+            best = key
+    return best
+
+
+def _imports(tree: ast.AST, package: str) -> list[tuple[str, bool, int]]:
+    """(imported module, is_lazy, line) for every import; ``from favor import x`` -> favor.x."""
+    found = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, lazy, child.lineno) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:  # relative import: resolve against the package
+                    base = package.rsplit(".", child.level - 1)[0] if child.level > 1 else package
+                    module = f"{base}.{child.module}" if child.module else base
+                else:
+                    module = child.module or ""
+                # "from favor import sampling" -> favor.sampling; the table lookup takes
+                # the longest prefix, so "favor.features.FEATURE_MAPS" -> favor.features.
+                found.extend(
+                    (f"{module}.{alias.name}", lazy, child.lineno) for alias in child.names
+                )
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def _sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+FAVOR_MODULES = _sources("favor")
+
+
+def _layer_problems(name: str, source: str, is_package: bool = False) -> list[str]:
+    """Every violation of the layer rules by module ``name`` with the given source."""
+    own = _component(name)
+    if own is None:
+        return [f"{name} is not in the layer table of tests/test_imports.py"]
+    package = name if is_package else name.rsplit(".", 1)[0]
+    problems = []
+    for target, lazy, line in _imports(ast.parse(source), package):
+        top = target.split(".")[0]
+        if top == "theory":
+            problems.append(f"line {line}: favor must never import theory ({target})")
+        if top in HEAVY and not lazy and LAYERS[own] < 5 and own != "favor._jit":
+            problems.append(f"line {line}: module-level import of {target} (import it lazily)")
+        if top != "favor":
+            continue
+        other = _component(target)
+        if other is None:
+            problems.append(f"line {line}: {target} is not in the layer table")
+        elif other == own:
+            continue
+        elif other == "favor._jit" and not lazy:
+            problems.append(f"line {line}: module-level import of {target} loads Numba")
+        elif LAYERS[other] >= LAYERS[own] and not (lazy and (own, other) in LAZY_DISPATCH):
+            problems.append(
+                f"line {line}: {name} (layer {LAYERS[own]}) imports {target} "
+                f"(layer {LAYERS[other]})"
+            )
+    return problems
+
+
+@pytest.mark.parametrize("path", FAVOR_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_favor_module_respects_the_layer_table(path):
+    problems = _layer_problems(
+        _module_name(path), path.read_text(), is_package=path.name == "__init__.py"
+    )
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("favor.sampling", "from favor.attention import favor_attention"),
+        ("favor.features", "import numba"),
+        ("favor.attention", "from favor._jit import attention"),
+        ("favor.exact", "import theory"),
+        ("favor.features", "def f():\n    from favor.estimators import FavorSampler"),
+        ("favor.newmodule", "import numpy"),
+    ],
+)
+def test_negative_control_layer_violations_are_reported(name, source):
+    assert _layer_problems(name, source)
+
+
+@pytest.mark.parametrize("path", _sources("theory"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_theory_uses_only_the_public_favor_api(path):
+    name = _module_name(path)
+    problems = []
+    for target, _, line in _imports(ast.parse(path.read_text()), name.rsplit(".", 1)[0]):
+        parts = target.split(".")
+        if parts[0] != "favor":
+            continue
+        if any(part.startswith("_") for part in parts[1:]):
+            problems.append(f"line {line}: theory imports private {target}")
+        if name == "theory.closed_forms":
+            problems.append(f"line {line}: closed_forms must not import favor ({target})")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_import_walker_sees_lazy_and_relative_imports():
+    tree = ast.parse(
+        "import numpy\nfrom favor import sampling\nfrom . import features\n"
+        "def f():\n    import numba\n    from favor._jit import attention\n"
+    )
+    found = {(t, lazy) for t, lazy, _ in _imports(tree, "favor")}
+    assert ("numpy", False) in found
+    assert ("favor.sampling", False) in found
+    assert ("favor.features", False) in found
+    assert ("numba", True) in found
+    assert ("favor._jit.attention", True) in found
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return {m for m in result.stdout.strip().split(",") if m}
+
+
+def test_import_favor_loads_no_heavy_dependency():
+    assert _loaded_after("import favor") == set()
+
+
+def test_public_submodules_stay_light_and_estimators_skip_numba_until_used():
+    assert _loaded_after("import favor.sampling, favor.features, favor.exact") == set()
+    assert "numba" not in _loaded_after("import favor.estimators")
+    assert "torch" not in _loaded_after("from favor import FavorSampler")
