@@ -62,7 +62,9 @@ y = 0.5 * rng.standard_normal((1, d))
 sm = favor.softmax_kernel(x, y)[0, 0]
 gauss = favor.gaussian_kernel(x, y, gamma=0.5)[0, 0]
 print(f"SM(x, y)                                = {sm:.6f}")
-print(f"exp(|x|^2/2) K(x, y) exp(|y|^2/2)      = {np.exp(x @ x.T / 2)[0, 0] * gauss * np.exp(y @ y.T / 2)[0, 0]:.6f}")
+print(
+    f"exp(|x|^2/2) K(x, y) exp(|y|^2/2)      = {np.exp(x @ x.T / 2)[0, 0] * gauss * np.exp(y @ y.T / 2)[0, 0]:.6f}"
+)
 
 # %% [markdown]
 # ## 2. Three feature maps for the softmax kernel
@@ -115,7 +117,7 @@ for t in range(N_DRAWS):
         estimates[name][t] = (fx @ fy.T)[0, 0]
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
-for ax, name in zip(axes[:3], maps):
+for ax, name in zip(axes[:3], maps, strict=True):
     est = estimates[name]
     lo, hi = np.quantile(est, [0.002, 0.998])
     ax.hist(est, bins=np.linspace(lo, hi, 50), color=colours[name], alpha=0.75)
@@ -129,8 +131,13 @@ for name in maps:
     running = np.cumsum(estimates[name]) / draws
     axes[3].plot(draws, running / sm_far, color=colours[name], label=name)
 axes[3].axhline(1.0, color="k", ls="--", label="exact")
-axes[3].set(xscale="log", ylim=(0.5, 1.5), xlabel="number of draws averaged",
-            ylabel="running mean / SM(x, y)", title="Running means converge")
+axes[3].set(
+    xscale="log",
+    ylim=(0.5, 1.5),
+    xlabel="number of draws averaged",
+    ylabel="running mean / SM(x, y)",
+    title="Running means converge",
+)
 axes[3].legend(fontsize=7)
 fig.tight_layout()
 finish(fig, "unbiasedness_one_pair")
@@ -162,11 +169,25 @@ lim = (0.8 * exact.min(), 1.2 * exact.max())
 ax.plot(lim, lim, color="k", lw=1, label="mean = exact")
 for k, name in enumerate(maps):
     shift = 1 + 0.01 * (k - 1)  # small horizontal offsets keep the three maps visible
-    ax.errorbar(exact * shift, mean_est[name], yerr=2 * se_est[name], fmt="o", ms=3.5,
-                color=colours[name], label=name, capsize=2)
-ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim, xlabel="exact SM(x, y)",
-       ylabel=f"mean of {N_PAIR_DRAWS} estimates (m = {m})",
-       title="Unbiased for every pair")
+    ax.errorbar(
+        exact * shift,
+        mean_est[name],
+        yerr=2 * se_est[name],
+        fmt="o",
+        ms=3.5,
+        color=colours[name],
+        label=name,
+        capsize=2,
+    )
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlim=lim,
+    ylim=lim,
+    xlabel="exact SM(x, y)",
+    ylabel=f"mean of {N_PAIR_DRAWS} estimates (m = {m})",
+    title="Unbiased for every pair",
+)
 for axis in (ax.xaxis, ax.yaxis):
     axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -192,7 +213,7 @@ fig, axes = plt.subplots(1, len(sizes) + 2, figsize=(3.3 * (len(sizes) + 2), 3.3
 vmin, vmax = gram.min(), gram.max()
 axes[0].imshow(gram, vmin=vmin, vmax=vmax, cmap="viridis")
 axes[0].set_title("exact SM matrix")
-for ax, size in zip(axes[1:], sizes):
+for ax, size in zip(axes[1:-1], sizes, strict=True):
     w = favor.orthogonal_projection(size, d, rng=5)
     phi = favor.positive_features(points, w)
     approx = phi @ phi.T
@@ -213,8 +234,13 @@ for name in maps:
             errors[r, k] = np.linalg.norm(phi @ phi.T - gram) / np.linalg.norm(gram)
     axes[-1].plot(grid_m, np.median(errors, 0), "o-", ms=3, color=colours[name], label=name)
 axes[-1].plot(grid_m, 2.0 * grid_m**-0.5, "k--", lw=1, label=r"$\propto m^{-1/2}$")
-axes[-1].set(xscale="log", yscale="log", xlabel="m (projections)",
-             ylabel="relative Frobenius error", title="Error of the kernel matrix")
+axes[-1].set(
+    xscale="log",
+    yscale="log",
+    xlabel="m (projections)",
+    ylabel="relative Frobenius error",
+    title="Error of the kernel matrix",
+)
 axes[-1].legend(fontsize=7)
 fig.tight_layout()
 finish(fig, "kernel_matrices")

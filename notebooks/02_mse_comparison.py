@@ -22,7 +22,11 @@ import numpy as np
 
 from theory.closed_forms import mse_hyperbolic, mse_positive, mse_trigonometric
 from theory.montecarlo import kernel_estimates
-from theory.variance import check_hyperbolic_vs_positive, check_mse, check_positive_beats_trigonometric
+from theory.variance import (
+    check_hyperbolic_vs_positive,
+    check_mse,
+    check_positive_beats_trigonometric,
+)
 
 SMOKE = os.environ.get("FAVOR_SMOKE", "0") not in ("", "0")
 FIGURES = os.environ.get("FAVOR_FIGURES")
@@ -56,7 +60,11 @@ def pairs_at_angles(radius, angles, d=D):
 
 MAPS = ("trigonometric", "positive", "hyperbolic")
 COLOURS = {"trigonometric": "tab:blue", "positive": "tab:orange", "hyperbolic": "tab:green"}
-CLOSED = {"trigonometric": mse_trigonometric, "positive": mse_positive, "hyperbolic": mse_hyperbolic}
+CLOSED = {
+    "trigonometric": mse_trigonometric,
+    "positive": mse_positive,
+    "hyperbolic": mse_hyperbolic,
+}
 
 # %% [markdown]
 # ## 1. MSE against the angle between $x$ and $y$
@@ -85,8 +93,9 @@ sm_mc = np.exp(np.einsum("ij,ij->i", xm, ym))
 
 mc_mse, mc_se = {}, {}
 for k, name in enumerate(MAPS):
-    est = kernel_estimates(xm, ym, feature_map=name, sampler="iid", n_components=M,
-                           n_trials=N_TRIALS, seed=20 + k)
+    est = kernel_estimates(
+        xm, ym, feature_map=name, sampler="iid", n_components=M, n_trials=N_TRIALS, seed=20 + k
+    )
     sq = (est - sm_mc) ** 2
     mc_mse[name] = sq.mean(0)
     mc_se[name] = sq.std(0, ddof=1) / np.sqrt(N_TRIALS)
@@ -95,15 +104,30 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
 for name in MAPS:
     curve = CLOSED[name](xl, yl, M)
     axes[0].plot(theta_line, curve, color=COLOURS[name], label=f"{name} (Lemma 2)")
-    axes[0].errorbar(theta_mc, mc_mse[name], yerr=2 * mc_se[name], fmt="o", ms=3.5,
-                     color=COLOURS[name], capsize=2)
+    axes[0].errorbar(
+        theta_mc,
+        mc_mse[name],
+        yerr=2 * mc_se[name],
+        fmt="o",
+        ms=3.5,
+        color=COLOURS[name],
+        capsize=2,
+    )
     axes[1].plot(theta_line, np.sqrt(curve) / sm_line, color=COLOURS[name], label=name)
-    axes[1].errorbar(theta_mc, np.sqrt(mc_mse[name]) / sm_mc,
-                     yerr=mc_se[name] / np.sqrt(mc_mse[name]) / sm_mc, fmt="o", ms=3.5,
-                     color=COLOURS[name], capsize=2)
+    axes[1].errorbar(
+        theta_mc,
+        np.sqrt(mc_mse[name]) / sm_mc,
+        yerr=mc_se[name] / np.sqrt(mc_mse[name]) / sm_mc,
+        fmt="o",
+        ms=3.5,
+        color=COLOURS[name],
+        capsize=2,
+    )
 for ax in axes:
-    ax.set_xticks([0, np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi],
-                  ["0", r"$\pi/4$", r"$\pi/2$", r"$3\pi/4$", r"$\pi$"])
+    ax.set_xticks(
+        [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi],
+        ["0", r"$\pi/4$", r"$\pi/2$", r"$3\pi/4$", r"$\pi$"],
+    )
     ax.set_xlabel(r"angle $\theta$ between $x$ and $y$ ($\|x\| = \|y\| = 1$)")
     ax.set_yscale("log")
 axes[0].set(ylabel="MSE", title=f"MSE of the SM estimate (m = {M}, d = {D}); points: Monte Carlo")
@@ -124,13 +148,17 @@ finish(fig, "mse_vs_angle")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 4.3))
-for r, ls in zip((0.5, 1.0, 1.5, 2.0), ("-", "--", "-.", ":")):
+for r, ls in zip((0.5, 1.0, 1.5, 2.0), ("-", "--", "-.", ":"), strict=True):
     xr, yr = pairs_at_angles(r, theta_line[1:-1])
     ratio = mse_trigonometric(xr, yr, M) / mse_positive(xr, yr, M)
     ax.plot(theta_line[1:-1], ratio, ls=ls, color="k", label=f"r = {r}")
 ax.axhline(1.0, color="tab:red", lw=1, ls="--")
-ax.set(yscale="log", xlabel=r"angle $\theta$", ylabel=r"MSE$_{trig}$ / MSE$_{+}$",
-       title="Where positive features win (ratio > 1)")
+ax.set(
+    yscale="log",
+    xlabel=r"angle $\theta$",
+    ylabel=r"MSE$_{trig}$ / MSE$_{+}$",
+    title="Where positive features win (ratio > 1)",
+)
 ax.set_xticks([0, np.pi / 2, np.pi], ["0", r"$\pi/2$", r"$\pi$"])
 ax.legend(title=r"$\|x\| = \|y\|$", fontsize=8)
 fig.tight_layout()
@@ -152,21 +180,37 @@ theta_h = np.linspace(np.arccos(1.5 / (2 * radius**2) - 1), np.pi - 0.1, N_ANGLE
 xh, yh = pairs_at_angles(radius, theta_h)
 sm_h = np.exp(np.einsum("ij,ij->i", xh, yh))
 z2 = np.einsum("ij,ij->i", xh + yh, xh + yh)
-est_hyp = kernel_estimates(xh, yh, feature_map="hyperbolic", n_components=M, n_trials=N_TRIALS, seed=30)
-est_pos = kernel_estimates(xh, yh, feature_map="positive", n_components=2 * M, n_trials=N_TRIALS, seed=31)
+est_hyp = kernel_estimates(
+    xh, yh, feature_map="hyperbolic", n_components=M, n_trials=N_TRIALS, seed=30
+)
+est_pos = kernel_estimates(
+    xh, yh, feature_map="positive", n_components=2 * M, n_trials=N_TRIALS, seed=31
+)
 sq_hyp, sq_pos = (est_hyp - sm_h) ** 2, (est_pos - sm_h) ** 2
 ratio_mc = sq_hyp.mean(0) / sq_pos.mean(0)
-rel_se = np.sqrt(sq_hyp.var(0, ddof=1) / sq_hyp.mean(0) ** 2 + sq_pos.var(0, ddof=1) / sq_pos.mean(0) ** 2)
+rel_se = np.sqrt(
+    sq_hyp.var(0, ddof=1) / sq_hyp.mean(0) ** 2 + sq_pos.var(0, ddof=1) / sq_pos.mean(0) ** 2
+)
 ratio_se = ratio_mc * rel_se / np.sqrt(N_TRIALS)
 fig, ax = plt.subplots(figsize=(6.5, 4.3))
 zz = np.linspace(0.0, 4.0, 200)
 ax.plot(zz, 1 - np.exp(-zz), color="tab:green", label=r"Lemma 2: $1 - e^{-\|z\|^2}$")
-ax.errorbar(z2, ratio_mc, yerr=2 * ratio_se, fmt="o", color="tab:green", ms=4, capsize=2,
-            label="Monte Carlo (2 s.e.)")
+ax.errorbar(
+    z2,
+    ratio_mc,
+    yerr=2 * ratio_se,
+    fmt="o",
+    color="tab:green",
+    ms=4,
+    capsize=2,
+    label="Monte Carlo (2 s.e.)",
+)
 ax.axhline(1.0, color="k", lw=1, ls="--")
-ax.set(xlabel=r"$\|z\|^2 = \|x + y\|^2$",
-       ylabel=r"MSE$_{hyp}(m)$ / MSE$_{+}(2m)$",
-       title=f"Equal width: {2 * M} hyperbolic vs {2 * M} positive features")
+ax.set(
+    xlabel=r"$\|z\|^2 = \|x + y\|^2$",
+    ylabel=r"MSE$_{hyp}(m)$ / MSE$_{+}(2m)$",
+    title=f"Equal width: {2 * M} hyperbolic vs {2 * M} positive features",
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 finish(fig, "hyperbolic_vs_positive")

@@ -26,8 +26,15 @@ TIMEOUT_S = 120
 
 def _uses_torch(path: Path) -> bool:
     text = path.read_text(encoding="utf-8")
-    return re.search(r"^\s*(import torch|from torch|import favor\.torch|from favor\.torch|"
-                     r"from favor import torch)", text, re.MULTILINE) is not None
+    return (
+        re.search(
+            r"^\s*(import torch|from torch|import favor\.torch|from favor\.torch|"
+            r"from favor import torch)",
+            text,
+            re.MULTILINE,
+        )
+        is not None
+    )
 
 
 def _params() -> list:
@@ -70,8 +77,12 @@ def test_notebook_runs_in_smoke_mode(path: Path, tmp_path: Path) -> None:
         timeout=TIMEOUT_S,
         check=False,
     )
-    assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert "PASS" in proc.stdout, f"{path.name} printed no passing theory check:\n{proc.stdout[-2000:]}"
+    assert proc.returncode == 0, (
+        f"{path.name} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    assert "PASS" in proc.stdout, (
+        f"{path.name} printed no passing theory check:\n{proc.stdout[-2000:]}"
+    )
     assert "FAIL" not in proc.stdout, proc.stdout[-4000:]
     saved = sorted(figures.glob("*.png"))
     assert saved, f"{path.name} saved no figure to FAVOR_FIGURES"
@@ -85,5 +96,7 @@ def test_notebook_cells_follow_the_template() -> None:
         assert cells[0].startswith(" [markdown]"), path.name
         assert re.search(r"^# # \d\d ", cells[0], re.MULTILINE), f"{path.name}: no title"
         assert "Claims illustrated" in cells[0], f"{path.name}: title cell names no claims"
-        assert 'os.environ.get("FAVOR_SMOKE"' in cells[1], f"{path.name}: cell 2 must read FAVOR_SMOKE"
+        assert 'os.environ.get("FAVOR_SMOKE"' in cells[1], (
+            f"{path.name}: cell 2 must read FAVOR_SMOKE"
+        )
         assert ".ipynb" not in path.name
