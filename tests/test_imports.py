@@ -50,13 +50,26 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _component(name: str) -> str | None:
-    """The table entry governing ``name`` (longest matching prefix), or None."""
+def _component(name: str, *, target: bool = False) -> str | None:
+    """The table entry governing ``name`` (longest matching prefix), or None.
+
+    ``"favor"`` itself (the package ``__init__``) matches only exactly, so an unlisted
+    module is reported; as an import *target*, ``favor.<name>`` that is not a module
+    (``from favor import __version__``) belongs to the package.
+    """
     best = None
     for key in LAYERS:
+        if key == "favor":
+            continue
         if (name == key or name.startswith(key + ".")) and (best is None or len(key) > len(best)):
             best = key
-    return best
+    if best is not None or name == "favor":
+        return best or "favor"
+    if target and name.startswith("favor."):
+        first = name.split(".")[1]
+        if not (ROOT / "favor" / f"{first}.py").exists() and not (ROOT / "favor" / first).is_dir():
+            return "favor"
+    return None
 
 
 def _imports(tree: ast.AST, package: str) -> list[tuple[str, bool, int]]:
@@ -107,7 +120,7 @@ def _layer_problems(name: str, source: str, is_package: bool = False) -> list[st
             problems.append(f"line {line}: module-level import of {target} (import it lazily)")
         if top != "favor":
             continue
-        other = _component(target)
+        other = _component(target, target=True)
         if other is None:
             problems.append(f"line {line}: {target} is not in the layer table")
         elif other == own:
