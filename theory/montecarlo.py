@@ -256,7 +256,13 @@ def gram_estimates(
     ----------
     points : array_like of shape (n_points, d)
         The point set.
-    feature_map, sampler, kernel, n_components, n_trials, seed, block_size
+    feature_map : str or callable, default="trigonometric"
+        See :func:`resolve_feature_map`.
+    sampler : str or callable, default="orthogonal"
+        See :func:`resolve_sampler`.
+    kernel : str, default="gaussian"
+        Passed to the feature map.
+    n_components, n_trials, seed, block_size : int
         As in :func:`kernel_estimates`.
 
     Returns

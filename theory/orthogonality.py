@@ -183,8 +183,10 @@ def check_fixed_norms_estimate_smreg(
 
     Parameters
     ----------
-    n_features, n_components, n_trials, seed, alpha
+    n_features, n_components, n_trials, seed : int
         As in :func:`theory.unbiasedness.check_unbiased`.
+    alpha : float, default=FALSE_ALARM
+        Declared false-alarm rate.
     sampler : str or callable, optional
         Sampler under test (default ``"orthogonal-fixed"``, i.e.
         ``favor.sampling.orthogonal_projection(..., norms="fixed")``).

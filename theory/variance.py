@@ -187,8 +187,10 @@ def check_positive_beats_trigonometric(
 
     Parameters
     ----------
-    n_features, n_components, n_trials, seed, alpha
+    n_features, n_components, n_trials, seed : int
         As in :func:`check_mse`.
+    alpha : float, default=FALSE_ALARM
+        Declared false-alarm rate.
     sampler : str or callable, optional
         Sampler under test (default i.i.d.).
     positive, trigonometric : callable, optional
@@ -272,8 +274,10 @@ def check_hyperbolic_vs_positive(
 
     Parameters
     ----------
-    n_features, n_components, n_trials, seed, alpha
+    n_features, n_components, n_trials, seed : int
         As in :func:`check_mse`.
+    alpha : float, default=FALSE_ALARM
+        Declared false-alarm rate.
     sampler : str or callable, optional
         Sampler under test (default i.i.d.).
     hyperbolic, positive : callable, optional
