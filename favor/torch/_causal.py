@@ -114,113 +114,23 @@ def _pad_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, chunk, x.shape[-1])
 
 
-def _intra_weights(a: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """:math:`F_{tj} = e^{a_j - r_t}` for ``j <= t`` inside each chunk, else 0: ``(B, N, C, C)``."""
-    chunk = a.shape[-1]
-    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=a.device).triu_(1)
-    return torch.exp((a[..., None, :] - r[..., :, None]).masked_fill(upper, float("-inf")))
+def _scales(ac: torch.Tensor, rc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    r"""Every stabilising factor, each at most 1, computed once for all chunks.
 
-
-def _states(
-    kc: torch.Tensor, ac: torch.Tensor, uc: torch.Tensor, end_scale: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-chunk key scaling :math:`e^{a_j - R_c}` and chunk sums :math:`\\hat U_c = \\hat K_c^T U_c`."""
-    key_scale = torch.exp(ac - end_scale[..., None])
-    k_hat = kc * key_scale[..., None]
-    return key_scale, torch.matmul(k_hat.transpose(-1, -2), uc)
-
-
-def _upper(chunk: int, device: torch.device) -> torch.Tensor:
-    return torch.ones(chunk, chunk, dtype=torch.bool, device=device).triu_(1)
-
-
-def _forward_loop(
-    qf: torch.Tensor,
-    kf: torch.Tensor,
-    a: torch.Tensor,
-    r: torch.Tensor,
-    u: torch.Tensor,
-    chunk: int,
-) -> torch.Tensor:
-    """Sequential-over-chunks forward (CPU): small per-chunk buffers, one carried state."""
-    b, length, e = u.shape
-    y = torch.empty_like(u)
-    state = u.new_zeros(b, qf.shape[-1], e)
-    prev = torch.full_like(r[:, 0], FLOOR)
-    upper = _upper(chunk, u.device)
-    for start in range(0, length, chunk):
-        stop = min(start + chunk, length)
-        q_c, k_c, u_c = qf[:, start:stop], kf[:, start:stop], u[:, start:stop]
-        a_c, r_c = a[:, start:stop], r[:, start:stop]
-        n = stop - start
-        f = torch.exp(
-            (a_c[:, None, :] - r_c[:, :, None]).masked_fill_(upper[:n, :n], float("-inf"))
-        )
-        y_c = torch.bmm(torch.bmm(q_c, k_c.transpose(1, 2)).mul_(f), u_c)
-        y_c.add_(torch.bmm(q_c, state).mul_(torch.exp(prev[:, None] - r_c)[..., None]))
-        y[:, start:stop] = y_c
-        end = r_c[:, -1]
-        k_hat = k_c * torch.exp(a_c - end[:, None])[..., None]
-        state = state.mul_(torch.exp(prev - end)[:, None, None]).baddbmm_(
-            k_hat.transpose(1, 2), u_c
-        )
-        prev = end
-    return y
-
-
-def _backward_loop(
-    grad: torch.Tensor,
-    qf: torch.Tensor,
-    kf: torch.Tensor,
-    a: torch.Tensor,
-    r: torch.Tensor,
-    u: torch.Tensor,
-    chunk: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sequential backward (CPU): a forward sweep recomputes the states for the query
-    gradients, a reverse sweep carries the state adjoint for key and value gradients."""
-    b, length, e = u.shape
-    m = qf.shape[-1]
-    d_q, d_k, d_u = torch.empty_like(qf), torch.empty_like(kf), torch.empty_like(u)
-    starts = list(range(0, length, chunk))
-    upper = _upper(chunk, u.device)
-    state = u.new_zeros(b, m, e)
-    prev = torch.full_like(r[:, 0], FLOOR)
-    for start in starts:
-        stop = min(start + chunk, length)
-        k_c, u_c, a_c, r_c = kf[:, start:stop], u[:, start:stop], a[:, start:stop], r[:, start:stop]
-        g_c = grad[:, start:stop] * torch.exp(prev[:, None] - r_c)[..., None]
-        d_q[:, start:stop] = torch.bmm(g_c, state.transpose(1, 2))
-        end = r_c[:, -1]
-        k_hat = k_c * torch.exp(a_c - end[:, None])[..., None]
-        state = state.mul_(torch.exp(prev - end)[:, None, None]).baddbmm_(
-            k_hat.transpose(1, 2), u_c
-        )
-        prev = end
-    acc = u.new_zeros(b, m, e)
-    ends = [r[:, min(s + chunk, length) - 1] for s in starts]
-    for i in range(len(starts) - 1, -1, -1):
-        start = starts[i]
-        stop = min(start + chunk, length)
-        n = stop - start
-        q_c, k_c, u_c = qf[:, start:stop], kf[:, start:stop], u[:, start:stop]
-        a_c, r_c, g_c = a[:, start:stop], r[:, start:stop], grad[:, start:stop]
-        end = ends[i]
-        begin = ends[i - 1] if i else torch.full_like(end, FLOOR)
-        f = torch.exp(
-            (a_c[:, None, :] - r_c[:, :, None]).masked_fill_(upper[:n, :n], float("-inf"))
-        )
-        w = torch.bmm(q_c, k_c.transpose(1, 2)).mul_(f)
-        d_w = torch.bmm(g_c, u_c.transpose(1, 2)).mul_(f)
-        key_scale = torch.exp(a_c - end[:, None])[..., None]
-        d_u[:, start:stop] = torch.bmm(w.transpose(1, 2), g_c).baddbmm_(k_c * key_scale, acc)
-        d_q[:, start:stop] += torch.bmm(d_w, k_c)
-        d_k[:, start:stop] = torch.bmm(d_w.transpose(1, 2), q_c).addcmul_(
-            torch.bmm(u_c, acc.transpose(1, 2)), key_scale
-        )
-        g_carry = g_c * torch.exp(begin[:, None] - r_c)[..., None]
-        acc = acc.mul_(torch.exp(begin - end)[:, None, None]).baddbmm_(q_c.transpose(1, 2), g_carry)
-    return d_q, d_k, d_u
+    Returns ``f`` :math:`(B, N, C, C)`: :math:`F_{tj} = e^{a_j - r_t}[j \le t]` inside a chunk;
+    ``carry`` :math:`(B, N, C)`: :math:`e^{R_{c-1} - r_t}`, the weight of the carried state
+    at ``t``; ``key_scale`` :math:`(B, N, C)`: :math:`e^{a_j - R_c}`, the weight of key ``j``
+    in its chunk's state; ``decay`` :math:`(B, N)`: :math:`e^{R_{c-1} - R_c}`.
+    """
+    chunk = ac.shape[-1]
+    end = rc[..., -1]
+    start = torch.cat([torch.full_like(end[:, :1], FLOOR), end[:, :-1]], dim=1)
+    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=ac.device).triu_(1)
+    f = torch.exp((ac[..., None, :] - rc[..., :, None]).masked_fill_(upper, float("-inf")))
+    carry = torch.exp(start[..., None] - rc)
+    key_scale = torch.exp(ac - end[..., None])
+    decay = torch.exp(start - end)
+    return f, carry, key_scale, decay, end
 
 
 class CausalLinearAttention(torch.autograd.Function):
@@ -228,7 +138,9 @@ class CausalLinearAttention(torch.autograd.Function):
 
     ``apply(qf, kf, a, r, u, chunk, parallel)`` with ``qf, kf`` of shape ``(B, L, m)``,
     ``a, r`` of shape ``(B, L)`` (non-differentiable log-scales), ``u`` of shape
-    ``(B, L, e)``; returns ``y`` of shape ``(B, L, e)``.
+    ``(B, L, e)``; returns ``y`` of shape ``(B, L, e)``. In-chunk products run for all
+    chunks at once; the carried state runs either as a sequential loop over chunks that
+    consumes it in place (``parallel=False``, CPU) or as a Hillis-Steele scan.
     """
 
     @staticmethod
@@ -244,64 +156,75 @@ class CausalLinearAttention(torch.autograd.Function):
     ) -> torch.Tensor:
         ctx.save_for_backward(qf, kf, a, r, u)
         ctx.chunk, ctx.parallel = chunk, parallel
-        if not parallel:
-            return _forward_loop(qf, kf, a, r, u, chunk)
         b, length, e = u.shape
         qc, kc, ac, rc, uc = _chunk_view(qf, kf, a, r, u, chunk)
-        end_scale = rc[..., -1]
-        start_scale = torch.cat([torch.full_like(end_scale[:, :1], FLOOR), end_scale[:, :-1]], 1)
-        weights = torch.matmul(qc, kc.transpose(-1, -2)) * _intra_weights(ac, rc)
-        y = torch.matmul(weights, uc)
-        del weights
-        _, u_hat = _states(kc, ac, uc, end_scale)
-        prefix = _prefix_states(u_hat, end_scale)
-        del u_hat
-        carry = torch.exp(start_scale[..., None] - rc)[..., None]
-        y += carry * torch.matmul(qc, prefix)
+        f, carry, key_scale, decay, end = _scales(ac, rc)
+        y = torch.matmul(torch.matmul(qc, kc.transpose(-1, -2)).mul_(f), uc)
+        del f
+        k_hat = kc * key_scale[..., None]
+        if parallel:
+            u_hat = torch.matmul(k_hat.transpose(-1, -2), uc)
+            del k_hat
+            prefix = _prefix_states(u_hat, end)
+            del u_hat
+            y.addcmul_(torch.matmul(qc, prefix), carry[..., None])
+        else:
+            state = u.new_zeros(b, qf.shape[-1], e)
+            for c in range(qc.shape[1]):
+                if c:
+                    y[:, c].addcmul_(torch.bmm(qc[:, c], state), carry[:, c, :, None])
+                state.mul_(decay[:, c, None, None]).baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
         return y.reshape(b, -1, e)[:, :length]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         qf, kf, a, r, u = ctx.saved_tensors
         chunk, parallel = ctx.chunk, ctx.parallel
-        if not parallel:
-            d_q, d_k, d_u = _backward_loop(grad.contiguous(), qf, kf, a, r, u, chunk)
-            return d_q, d_k, None, None, d_u, None, None
-        b, length, _ = u.shape
+        b, length, e = u.shape
         m = qf.shape[-1]
         qc, kc, ac, rc, uc = _chunk_view(qf, kf, a, r, u, chunk)
         gc = _pad_chunks(grad, chunk)
-        end_scale = rc[..., -1]
-        start_scale = torch.cat([torch.full_like(end_scale[:, :1], FLOOR), end_scale[:, :-1]], 1)
-        # Inside chunks: y = (QK^T * F) U.
-        f = _intra_weights(ac, rc)
-        weights = torch.matmul(qc, kc.transpose(-1, -2)) * f
+        f, carry, key_scale, decay, end = _scales(ac, rc)
+        # Inside chunks: y = (Q K^T * F) U.
+        weights = torch.matmul(qc, kc.transpose(-1, -2)).mul_(f)
         d_u = torch.matmul(weights.transpose(-1, -2), gc)
         del weights
-        d_w = torch.matmul(gc, uc.transpose(-1, -2)) * f
+        d_w = torch.matmul(gc, uc.transpose(-1, -2)).mul_(f)
         del f
         d_q = torch.matmul(d_w, kc)
         d_k = torch.matmul(d_w.transpose(-1, -2), qc)
         del d_w
-        # Across chunks: y += s * (Q P), with the states recomputed, not stored.
-        key_scale, u_hat = _states(kc, ac, uc, end_scale)
-        prefix = _prefix_states(u_hat, end_scale)
-        del u_hat
-        g_carry = gc * torch.exp(start_scale[..., None] - rc)[..., None]
-        d_q += torch.matmul(g_carry, prefix.transpose(-1, -2))
-        del prefix
-        d_prefix = torch.matmul(qc.transpose(-1, -2), g_carry)
-        d_u_hat = _suffix_grads(d_prefix, end_scale)
-        del d_prefix
+        # Across chunks: y_t += carry_t q_t^T P_c, with the states recomputed, not stored.
+        g_carry = gc * carry[..., None]
         k_hat = kc * key_scale[..., None]
-        d_u += torch.matmul(k_hat, d_u_hat)
-        d_k += torch.matmul(uc, d_u_hat.transpose(-1, -2)) * key_scale[..., None]
+        if parallel:
+            prefix = _prefix_states(torch.matmul(k_hat.transpose(-1, -2), uc), end)
+            d_q += torch.matmul(g_carry, prefix.transpose(-1, -2))
+            del prefix
+            d_u_hat = _suffix_grads(torch.matmul(qc.transpose(-1, -2), g_carry), end)
+            d_u += torch.matmul(k_hat, d_u_hat)
+            d_k.addcmul_(torch.matmul(uc, d_u_hat.transpose(-1, -2)), key_scale[..., None])
+        else:
+            n = qc.shape[1]
+            state = u.new_zeros(b, m, e)
+            for c in range(n):
+                if c:
+                    d_q[:, c].baddbmm_(g_carry[:, c], state.transpose(1, 2))
+                state.mul_(decay[:, c, None, None]).baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
+            acc = state.zero_()  # adjoint of the state entering chunk c + 1
+            for c in range(n - 1, -1, -1):
+                if c < n - 1:
+                    d_u[:, c].baddbmm_(k_hat[:, c], acc)
+                    d_k[:, c].addcmul_(
+                        torch.bmm(uc[:, c], acc.transpose(1, 2)), key_scale[:, c, :, None]
+                    )
+                acc.mul_(decay[:, c, None, None]).baddbmm_(qc[:, c].transpose(1, 2), g_carry[:, c])
         return (
             d_q.reshape(b, -1, m)[:, :length],
             d_k.reshape(b, -1, m)[:, :length],
             None,
             None,
-            d_u.reshape(b, -1, u.shape[-1])[:, :length],
+            d_u.reshape(b, -1, e)[:, :length],
             None,
             None,
         )

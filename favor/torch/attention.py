@@ -36,14 +36,20 @@ from favor._validation import (
     check_positive_int,
 )
 from favor.sampling import draw_projection
-from favor.torch._causal import causal_linear_attention, default_chunk_size
+from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import (
     check_attention_tensors,
     check_chunk_size,
     check_float_tensor,
     compute_dtype,
 )
-from favor.torch.features import FEATURE_MAP_NAMES, key_features, query_features
+from favor.torch.features import (
+    EXPONENTIAL,
+    FEATURE_MAP_NAMES,
+    key_exponent,
+    key_features,
+    query_features,
+)
 
 __all__ = ["favor_attention", "resolve_projection", "softmax_attention"]
 
@@ -104,6 +110,63 @@ def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), 0.0)
 
 
+def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) -> int:
+    """Rows per block of the bidirectional path: about 2**21 feature entries per block on
+    CPU (a few MiB, reused from the allocator instead of fresh pages every call), the whole
+    sequence on accelerators."""
+    if device.type != "cpu":
+        return 1 << 62
+    return max(64, (1 << 21) // max(1, math.prod(lead) * width))
+
+
+def _bidirectional(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    projection: torch.Tensor,
+    mask: torch.Tensor | None,
+    features: str,
+    block: int,
+) -> torch.Tensor:
+    r"""Bidirectional FAVOR+ in row blocks (inputs already scaled by :math:`d^{-1/4}`).
+
+    Keys are folded block by block into :math:`S = \sum_j e^{a_j - A}\psi_j (v_j, 1)^T`
+    with one running shift :math:`A` per (batch, head) (the maximum so far; the sum is
+    rescaled by :math:`e^{A_{old} - A_{new}}` when it grows), then each query block is
+    :math:`\psi(q) S` normalised by its last column. The shift cancels exactly.
+    """
+    u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+    state, top = None, None
+    for start in range(0, k.shape[-2], block):
+        rows = slice(start, start + block)
+        k_blk = k[..., rows, :]
+        m_blk = None if mask is None else mask[..., rows]
+        if features in EXPONENTIAL:
+            exponent = key_exponent(features, k_blk, projection, m_blk)
+            block_top = exponent.detach().amax(dim=(-2, -1))
+        else:
+            psi, log_scale = key_features(features, k_blk, projection, m_blk)
+            block_top = log_scale.amax(dim=-1)
+        new_top = block_top.clamp_min(FLOOR) if top is None else torch.maximum(top, block_top)
+        if features in EXPONENTIAL:
+            kf = exponent.sub_(new_top[..., None, None]).exp_()
+        else:
+            kf = psi * torch.exp(log_scale - new_top[..., None])[..., None]
+        part = torch.matmul(kf.transpose(-1, -2), u[..., rows, :])
+        if state is None:
+            state = part
+        else:
+            state = state * torch.exp(top - new_top)[..., None, None] + part
+        top = new_top
+    outs = []
+    for start in range(0, q.shape[-2], block):
+        y = torch.matmul(
+            query_features(features, q[..., start : start + block, :], projection), state
+        )
+        outs.append(normalise(y[..., :-1], y[..., -1:]))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)
+
+
 def favor_core(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -114,14 +177,19 @@ def favor_core(
     causal: bool,
     chunk: int | None,
 ) -> torch.Tensor:
-    """FAVOR+ on trusted inputs already in the compute dtype (see :func:`favor_attention`)."""
+    """FAVOR+ on trusted inputs already in the compute dtype (see :func:`favor_attention`).
+
+    ``chunk`` is the causal chunk length, or the bidirectional block length (None: the
+    device defaults :func:`default_chunk_size` / :func:`default_block_rows`).
+    """
     scale = q.shape[-1] ** -0.25
-    qf = query_features(features, q * scale, projection)
-    kf, log_scale = key_features(features, k * scale, projection, mask, per_row=causal)
+    q, k = q * scale, k * scale
     if not causal:
-        num = torch.matmul(qf, torch.matmul(kf.transpose(-1, -2), v))
-        den = torch.matmul(qf, kf.sum(dim=-2)[..., None])
-        return normalise(num, den)
+        width = projection.shape[-2] * (1 if features in ("positive", "relu") else 2)
+        block = default_block_rows(q.shape[:-2], width, q.device) if chunk is None else chunk
+        return _bidirectional(q, k, v, projection, mask, features, block)
+    qf = query_features(features, q, projection)
+    kf, log_scale = key_features(features, k, projection, mask)
     lead, length = q.shape[:-2], q.shape[-2]
     batch = math.prod(lead)
     width = qf.shape[-1]

@@ -32,7 +32,9 @@ from favor.torch._checks import check_float_tensor
 
 __all__ = [
     "FEATURE_MAP_NAMES",
+    "finite_or",
     "hyperbolic_features",
+    "key_exponent",
     "key_features",
     "positive_features",
     "query_features",
@@ -235,54 +237,55 @@ def query_features(name: str, x: torch.Tensor, projection: torch.Tensor) -> torc
     return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
 
 
-def _finite_or_zero(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+def finite_or(x: torch.Tensor, fill: float) -> torch.Tensor:
+    """``x`` with non-finite entries (``-inf`` log-scales of fully padded rows) set to ``fill``."""
+    return torch.where(torch.isfinite(x), x, torch.full_like(x, fill))
 
 
-def key_features(
-    name: str,
-    x: torch.Tensor,
-    projection: torch.Tensor,
-    mask: torch.Tensor | None,
-    *,
-    per_row: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    r"""Key features in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`, padded keys removed.
+EXPONENTIAL = ("positive", "hyperbolic")
 
-    With ``per_row=True`` (causal attention) returns ``(psi, a)``: ``a`` of shape
-    ``(..., L)`` is detached and ``-inf`` for a padded key. Exponential maps: :math:`a_j`
-    is the row maximum of the exponent :math:`\ell_j - h(x_j)`, so :math:`0 < \psi \le 1`;
-    trigonometric: :math:`a_j = \lVert x_j\rVert^2/2` (softmax kernel) and
-    :math:`\psi_j = e^{a_j - \operatorname{stop}(a_j)} (\cos, \sin)`; relu: :math:`a_j = 0`.
-    ``psi`` carries the full gradient of :math:`\varphi / (c\,e^{\operatorname{stop}(a)})`.
 
-    With ``per_row=False`` (bidirectional) returns ``(phi / (c e^A), None)`` with one
-    detached shift :math:`A` per (batch, head): the maximum of :math:`a` over unpadded keys
-    (0 if every key is padded); padded rows are exactly zero.
-    Unchecked (trusted inputs).
+def key_exponent(
+    name: str, x: torch.Tensor, projection: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    r"""The exponent :math:`\ell - h(x)` of an exponential map (positive, hyperbolic), per key.
+
+    :math:`\varphi(x) = c \exp(\ell - h(x))` with :math:`\ell = Wx` or :math:`(Wx, -Wx)` and
+    :math:`h(x) = \lVert x\rVert^2/2`; rows of padded keys are ``-inf``. Unchecked.
     """
     wx = _logits(x, projection)
-    if name in ("relu", "trigonometric"):
-        if name == "relu":
-            psi, log_scale = torch.relu(wx), wx.new_zeros(wx.shape[:-1])
-        else:
-            half = _half_sq_norm(x)
-            scale = half.detach()
-            psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - scale)
-            log_scale = scale.squeeze(-1)
-        if mask is not None:
-            log_scale = log_scale.masked_fill(mask, float("-inf"))
-        if per_row:
-            return psi, log_scale
-        top = _finite_or_zero(log_scale.amax(dim=-1, keepdim=True))
-        return psi * torch.exp(log_scale - top)[..., None], None
     if name == "hyperbolic":
         wx = torch.cat([wx, -wx], dim=-1)
     exponent = wx.sub_(_half_sq_norm(x))
     if mask is not None:
         exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
-    if per_row:
+    return exponent
+
+
+def key_features(
+    name: str, x: torch.Tensor, projection: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Key features in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`: returns ``(psi, a)``.
+
+    ``a`` of shape ``(..., L)`` is detached and ``-inf`` for a padded key. Exponential maps:
+    :math:`a_j` is the row maximum of the exponent :math:`\ell_j - h(x_j)`, so
+    :math:`0 < \psi \le 1`; trigonometric: :math:`a_j = \lVert x_j\rVert^2/2` (softmax
+    kernel) and :math:`\psi_j = e^{a_j - \operatorname{stop}(a_j)} (\cos, \sin)`; relu:
+    :math:`a_j = 0`. ``psi`` carries the full gradient of
+    :math:`\varphi / (c\,e^{\operatorname{stop}(a)})`. Unchecked (trusted inputs).
+    """
+    if name in EXPONENTIAL:
+        exponent = key_exponent(name, x, projection, mask)
         log_scale = exponent.amax(dim=-1).detach()
-        return exponent.sub_(_finite_or_zero(log_scale)[..., None]).exp_(), log_scale
-    top = _finite_or_zero(exponent.detach().amax(dim=(-2, -1), keepdim=True))
-    return exponent.sub_(top).exp_(), None
+        return exponent.sub_(finite_or(log_scale, 0.0)[..., None]).exp_(), log_scale
+    wx = _logits(x, projection)
+    if name == "relu":
+        psi, log_scale = torch.relu(wx), wx.new_zeros(wx.shape[:-1])
+    else:
+        half = _half_sq_norm(x)
+        scale = half.detach()
+        psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - scale)
+        log_scale = scale.squeeze(-1)
+    if mask is not None:
+        log_scale = log_scale.masked_fill(mask, float("-inf"))
+    return psi, log_scale

@@ -435,7 +435,7 @@ class FavorAttention(nn.Module):
         w = self.projection.to(work)
         scale = self.head_dim**-0.25
         qf = query_features(self.features, q * scale, w)
-        kf, log_scale = key_features(self.features, k * scale, w, mask, per_row=True)
+        kf, log_scale = key_features(self.features, k * scale, w, mask)
         u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         rows = batch * self.num_heads
         y, (kv, top) = causal_linear_attention(
