@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 04 · Uniform convergence: the worst entry of the kernel matrix
 #
-# **Claims illustrated:** uniform convergence of random-feature kernel estimates over a
+# **Claims illustrated:** C1, C2 (see the claims table in `theory`): uniform convergence of random-feature kernel estimates over a
 # set of points: the sup (max-entry) error decays like $m^{-1/2}$ up to logarithms
 # (Performers Theorem 4 / Theorem 7; THEORY 4.1-4.2 [L1]), the number of features it
 # needs does not grow with the number of points (only logarithmically), and the explicit
@@ -21,18 +21,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+from theory import run_claim
 from theory.closed_forms import (
     gaussian_kernel_value,
     rahimi_recht_failure_bound,
     rahimi_recht_required_components,
 )
 from theory.montecarlo import gram_estimates
-from theory.uniform_convergence import (
-    ball_points,
-    check_failure_frequency,
-    check_sup_error_rate,
-    ring_points,
-)
+from theory.uniform_convergence import ball_points, ring_points
 
 SMOKE = os.environ.get("FAVOR_SMOKE", "0") not in ("", "0")
 FIGURES = os.environ.get("FAVOR_FIGURES")
@@ -41,7 +37,6 @@ COMPONENTS = (16, 64, 256) if SMOKE else (16, 32, 64, 128, 256, 512, 1024, 2048)
 POINT_COUNTS = (4, 16, 64) if SMOKE else (2, 4, 8, 16, 32, 64, 128, 256)
 FAILURE_DS = (8, 32, 128) if SMOKE else (4, 8, 16, 32, 64, 128, 256, 512, 1024)
 N_FAILURE_TRIALS = 60 if SMOKE else 1_000
-N_CHECK = 60 if SMOKE else 200  # trials per m in the rate check
 D = 16
 
 
@@ -201,12 +196,7 @@ finish(fig, "failure_bound")
 # must not exceed the bound, each at a declared false-alarm rate of $10^{-6}$.
 
 # %%
-results = [
-    check_sup_error_rate(
-        n_trials=N_CHECK, components=(16, 64, 256) if SMOKE else (16, 64, 256, 1024)
-    ),
-    check_failure_frequency(n_trials=100 if SMOKE else 300),
-]
+results = [run_claim(claim_id) for claim_id in ("C1", "C2")]
 for result in results:
     print(result)
 assert all(result.passed for result in results)
