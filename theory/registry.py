@@ -199,14 +199,14 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "the MSE of the normalised FAVOR+ attention matrix is the first-order delta-method "
         "term (m = 256, L = 16, 64)",
         attention_error.check_attention_mse,
-        full={"n_trials": 40_000, "tokens": (16, 64, 256)},
+        full={"n_trials": 20_000, "tokens": (16, 64, 128)},
         controls={"fixed sqrt(d) norms": _fixed("iid")},
     ),
     ClaimSpec(
         "A2",
         "the bias of the normalised FAVOR+ output is the first-order O(1/m) delta-method term",
         attention_error.check_attention_bias,
-        full={"n_trials": 400_000},
+        full={"n_trials": 200_000},
         controls={
             "epsilon 1e-3 inside the features": lambda: {"attention": epsilon_attention(1e-3)}
         },
