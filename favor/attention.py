@@ -65,7 +65,7 @@ __all__ = ["estimate_attention_error", "favor_attention"]
 #: Default number of random projections when one is drawn.
 DEFAULT_N_COMPONENTS = 256
 _KIND_CODES = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
-_DEFAULT_CHUNK = {False: 512, True: 64}
+_DEFAULT_CHUNK = {False: 512, True: 32}
 _CONTROLLER: Any = None
 
 
@@ -217,7 +217,7 @@ def favor_attention(
         Draw (or take) one projection per head, the axis just before ``L``, shared over
         the batch axes; needs inputs with at least 3 dimensions.
     chunk_size : int, optional
-        Rows per chunk (default 512 bidirectional, 64 causal); changes speed and memory,
+        Rows per chunk (default 512 bidirectional, 32 causal); changes speed and memory,
         not the result (beyond rounding).
 
     Returns

@@ -154,6 +154,34 @@ def _exp_nonpositive_overload(x, out, scratch):  # pragma: no cover - typing onl
     return lambda x, out, scratch: exp_nonpositive_f64(x, out, scratch)
 
 
+_LANES = 16
+
+
+@numba.njit(**_OPTIONS)
+def _row_max(row, absolute, lanes):  # pragma: no cover - compiled
+    """max(row) (or max |row|) with 16 independent partial maxima.
+
+    A single running maximum is a serial dependency chain that LLVM cannot vectorise
+    without fast-math flags; 16 lane-wise maxima vectorise (element-wise selects, no
+    reassociation) and are reduced at the end. ``lanes`` is a work array of 16 entries.
+    """
+    n = row.size
+    full = n - n % _LANES
+    for lane in range(_LANES):
+        lanes[lane] = abs(row[0]) if absolute else row[0]
+    for start in range(0, full, _LANES):
+        for lane in range(_LANES):
+            a = abs(row[start + lane]) if absolute else row[start + lane]
+            lanes[lane] = a if a > lanes[lane] else lanes[lane]
+    top = lanes[0]
+    for lane in range(1, _LANES):
+        top = lanes[lane] if lanes[lane] > top else top
+    for r in range(full, n):
+        a = abs(row[r]) if absolute else row[r]
+        top = a if a > top else top
+    return top
+
+
 @numba.njit(**_OPTIONS)
 def feature_rows(logits, half_sq_norms, kind, out, log_scale, shifted, scratch):
     r"""Shape rows and log-scales of the features of ``n`` inputs (module table).
@@ -174,14 +202,11 @@ def feature_rows(logits, half_sq_norms, kind, out, log_scale, shifted, scratch):
         Work space.
     """
     n, m = logits.shape
+    lanes = np.empty(_LANES, dtype=logits.dtype)
     for i in range(n):
         row = logits[i]
         if kind == POSITIVE or kind == HYPERBOLIC:
-            top = row[0]
-            for r in range(m):
-                a = row[r] if kind == POSITIVE else abs(row[r])
-                if a > top:
-                    top = a
+            top = _row_max(row, kind == HYPERBOLIC, lanes)
             for r in range(m):
                 shifted[r] = row[r] - top
             if kind == HYPERBOLIC:
