@@ -57,7 +57,9 @@ EXACT_MAX_L = 16384  # one L x L float32 matrix is 1 GiB here
 def make_inputs(n_tokens: int, seed: int = 0) -> tuple[np.ndarray, ...]:
     """q, k, v of shape (8, L, 64) float32 with N(0, 1/4) entries, and the projection."""
     rng = np.random.default_rng(seed)
-    q, k, v = (0.5 * rng.standard_normal((GROUPS, n_tokens, D), dtype=np.float32) for _ in range(3))
+    q, k, v = (rng.standard_normal((GROUPS, n_tokens, D), dtype=np.float32) for _ in range(3))
+    for a in (q, k, v):
+        a *= 0.5  # in place: no freed temporaries left resident to hide later allocations
     from favor.sampling import orthogonal_projection
 
     return q, k, v, orthogonal_projection(M, D, rng=rng)
