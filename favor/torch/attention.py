@@ -105,9 +105,13 @@ def resolve_projection(
 
 
 def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    # 0/0 (no visible key) gives a zero row; the safe denominator keeps gradients finite.
-    seen = den != 0
-    return torch.where(seen, num / torch.where(seen, den, torch.ones_like(den)), 0.0)
+    """``num / den`` by rows, with a zero row where ``den == 0`` (no visible key: 0/0).
+
+    The denominator is replaced by 1 before dividing, so neither the value nor the
+    gradient ever sees a division by zero.
+    """
+    empty = den == 0
+    return (num / den.masked_fill(empty, 1.0)).masked_fill_(empty, 0.0)
 
 
 def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) -> int:
@@ -127,8 +131,9 @@ def _bidirectional(
     mask: torch.Tensor | None,
     features: str,
     block: int,
+    scale: float,
 ) -> torch.Tensor:
-    r"""Bidirectional FAVOR+ in row blocks (inputs already scaled by :math:`d^{-1/4}`).
+    r"""Bidirectional FAVOR+ in row blocks (``scale`` is the :math:`d^{-1/4}` temperature).
 
     Keys are folded block by block into :math:`S = \sum_j e^{a_j - A}\psi_j (v_j, 1)^T`
     with one running shift :math:`A` per (batch, head) (the maximum so far; the sum is
@@ -142,10 +147,10 @@ def _bidirectional(
         k_blk = k[..., rows, :]
         m_blk = None if mask is None else mask[..., rows]
         if features in EXPONENTIAL:
-            exponent = key_exponent(features, k_blk, projection, m_blk)
+            exponent = key_exponent(features, k_blk, projection, m_blk, scale)
             block_top = exponent.detach().amax(dim=(-2, -1))
         else:
-            psi, log_scale = key_features(features, k_blk, projection, m_blk)
+            psi, log_scale = key_features(features, k_blk, projection, m_blk, scale)
             block_top = log_scale.amax(dim=-1)
         new_top = block_top.clamp_min(FLOOR) if top is None else torch.maximum(top, block_top)
         if features in EXPONENTIAL:
@@ -160,9 +165,8 @@ def _bidirectional(
         top = new_top
     outs = []
     for start in range(0, q.shape[-2], block):
-        y = torch.matmul(
-            query_features(features, q[..., start : start + block, :], projection), state
-        )
+        qf = query_features(features, q[..., start : start + block, :], projection, scale)
+        y = torch.matmul(qf, state)
         outs.append(normalise(y[..., :-1], y[..., -1:]))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)
 
@@ -182,14 +186,13 @@ def favor_core(
     ``chunk`` is the causal chunk length, or the bidirectional block length (None: the
     device defaults :func:`default_chunk_size` / :func:`default_block_rows`).
     """
-    scale = q.shape[-1] ** -0.25
-    q, k = q * scale, k * scale
+    scale = q.shape[-1] ** -0.25  # the d^(-1/4) temperature, applied to the projection
     if not causal:
         width = projection.shape[-2] * (1 if features in ("positive", "relu") else 2)
         block = default_block_rows(q.shape[:-2], width, q.device) if chunk is None else chunk
-        return _bidirectional(q, k, v, projection, mask, features, block)
-    qf = query_features(features, q, projection)
-    kf, log_scale = key_features(features, k, projection, mask)
+        return _bidirectional(q, k, v, projection, mask, features, block, scale)
+    qf = query_features(features, q, projection, scale)
+    kf, log_scale = key_features(features, k, projection, mask, scale)
     lead, length = q.shape[:-2], q.shape[-2]
     batch = math.prod(lead)
     width = qf.shape[-1]

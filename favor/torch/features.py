@@ -217,23 +217,46 @@ def random_features(
 # ----------------------------------------------------------------- split form for attention
 
 
-def query_features(name: str, x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
-    r"""Query features up to a positive per-row factor (which cancels in attention).
+EXPONENTIAL = ("positive", "hyperbolic")
 
-    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = Wx` (or
-    :math:`(Wx, -Wx)`): the row maximum is detached, since the output does not depend on it;
-    trigonometric returns :math:`(\cos Wx, \sin Wx)` and relu :math:`\mathrm{relu}(Wx)`.
-    Unchecked: ``x`` is already scaled by :math:`d^{-1/4}` and in the compute dtype. The
-    exponential maps work in place on the fresh product (autograd-safe: no saved tensor
-    is overwritten), which matters on CPU where each new large buffer costs page faults.
+
+def _directions(name: str, projection: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * W^T`` (``(d, m)`` or ``(H, d, m)``); hyperbolic stacks ``(W, -W)`` so one
+    product gives both halves."""
+    w = projection.transpose(-1, -2) * scale
+    return torch.cat([w, -w], dim=-1) if name == "hyperbolic" else w
+
+
+def _product(
+    x: torch.Tensor, w: torch.Tensor, sq: torch.Tensor | None, beta: float
+) -> torch.Tensor:
+    """``x @ w + beta * sq`` with the bias fused into the GEMM when ``w`` is shared (2-D)."""
+    if sq is None:
+        return torch.matmul(x, w)
+    if w.ndim == 2:
+        flat = torch.addmm(sq.reshape(-1, 1), x.reshape(-1, x.shape[-1]), w, beta=beta)
+        return flat.reshape(*x.shape[:-1], w.shape[-1])
+    return torch.matmul(x, w).add_(sq, alpha=beta)
+
+
+def query_features(
+    name: str, x: torch.Tensor, projection: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
+    r"""Query features of ``scale * x`` up to a positive per-row factor (which cancels in attention).
+
+    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = W x'` (or
+    :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: the row maximum is detached, since
+    the output does not depend on it, and so is :math:`\lVert x'\rVert^2/2`, which is
+    dropped; trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu
+    :math:`\mathrm{relu}(Wx')`. Unchecked (trusted inputs in the compute dtype). The scale is
+    applied to the small projection, and the exponential maps work in place on the fresh
+    product (autograd-safe: no saved tensor is overwritten), saving full-size passes.
     """
-    wx = _logits(x, projection)
+    wx = torch.matmul(x, _directions(name, projection, scale))
     if name == "relu":
         return torch.relu(wx)
     if name == "trigonometric":
         return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1)
-    if name == "hyperbolic":
-        wx = torch.cat([wx, -wx], dim=-1)
     return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
 
 
@@ -242,50 +265,54 @@ def finite_or(x: torch.Tensor, fill: float) -> torch.Tensor:
     return torch.where(torch.isfinite(x), x, torch.full_like(x, fill))
 
 
-EXPONENTIAL = ("positive", "hyperbolic")
-
-
 def key_exponent(
-    name: str, x: torch.Tensor, projection: torch.Tensor, mask: torch.Tensor | None
+    name: str,
+    x: torch.Tensor,
+    projection: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    r"""The exponent :math:`\ell - h(x)` of an exponential map (positive, hyperbolic), per key.
+    r"""The exponent :math:`\ell - \lVert x'\rVert^2/2` of an exponential map, per key.
 
-    :math:`\varphi(x) = c \exp(\ell - h(x))` with :math:`\ell = Wx` or :math:`(Wx, -Wx)` and
-    :math:`h(x) = \lVert x\rVert^2/2`; rows of padded keys are ``-inf``. Unchecked.
+    :math:`\varphi(x') = c \exp(\ell - \lVert x'\rVert^2/2)` with :math:`x' = \text{scale}
+    \cdot x` and :math:`\ell = Wx'` or :math:`(Wx', -Wx')` (positive, hyperbolic); one fused
+    GEMM. Rows of padded keys are ``-inf``. Unchecked.
     """
-    wx = _logits(x, projection)
-    if name == "hyperbolic":
-        wx = torch.cat([wx, -wx], dim=-1)
-    exponent = wx.sub_(_half_sq_norm(x))
+    sq = x.square().sum(dim=-1, keepdim=True)
+    exponent = _product(x, _directions(name, projection, scale), sq, -0.5 * scale * scale)
     if mask is not None:
         exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
     return exponent
 
 
 def key_features(
-    name: str, x: torch.Tensor, projection: torch.Tensor, mask: torch.Tensor | None
+    name: str,
+    x: torch.Tensor,
+    projection: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Key features in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`: returns ``(psi, a)``.
+    r"""Key features of ``scale * x`` in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`: ``(psi, a)``.
 
     ``a`` of shape ``(..., L)`` is detached and ``-inf`` for a padded key. Exponential maps:
-    :math:`a_j` is the row maximum of the exponent :math:`\ell_j - h(x_j)`, so
-    :math:`0 < \psi \le 1`; trigonometric: :math:`a_j = \lVert x_j\rVert^2/2` (softmax
+    :math:`a_j` is the row maximum of the exponent :math:`\ell_j - \lVert x'_j\rVert^2/2`,
+    so :math:`0 < \psi \le 1`; trigonometric: :math:`a_j = \lVert x'_j\rVert^2/2` (softmax
     kernel) and :math:`\psi_j = e^{a_j - \operatorname{stop}(a_j)} (\cos, \sin)`; relu:
     :math:`a_j = 0`. ``psi`` carries the full gradient of
     :math:`\varphi / (c\,e^{\operatorname{stop}(a)})`. Unchecked (trusted inputs).
     """
     if name in EXPONENTIAL:
-        exponent = key_exponent(name, x, projection, mask)
+        exponent = key_exponent(name, x, projection, mask, scale)
         log_scale = exponent.amax(dim=-1).detach()
         return exponent.sub_(finite_or(log_scale, 0.0)[..., None]).exp_(), log_scale
-    wx = _logits(x, projection)
+    wx = torch.matmul(x, _directions(name, projection, scale))
     if name == "relu":
         psi, log_scale = torch.relu(wx), wx.new_zeros(wx.shape[:-1])
     else:
-        half = _half_sq_norm(x)
-        scale = half.detach()
-        psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - scale)
-        log_scale = scale.squeeze(-1)
+        half = (0.5 * scale * scale) * x.square().sum(dim=-1, keepdim=True)
+        stop = half.detach()
+        psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - stop)
+        log_scale = stop.squeeze(-1)
     if mask is not None:
         log_scale = log_scale.masked_fill(mask, float("-inf"))
     return psi, log_scale

@@ -434,8 +434,8 @@ class FavorAttention(nn.Module):
         v = self._heads(x, w_v, b_v).to(work)
         w = self.projection.to(work)
         scale = self.head_dim**-0.25
-        qf = query_features(self.features, q * scale, w)
-        kf, log_scale = key_features(self.features, k * scale, w, mask)
+        qf = query_features(self.features, q, w, scale)
+        kf, log_scale = key_features(self.features, k, w, mask, scale)
         u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         rows = batch * self.num_heads
         y, (kv, top) = causal_linear_attention(

@@ -333,8 +333,8 @@ def _causal_via_parallel(q, k, v, mask, name):
 
     w = resolve_projection(None, 16, q.shape[-1], 5, None, dtype=q.dtype, device=q.device)
     scale = q.shape[-1] ** -0.25
-    qf = query_features(name, q * scale, w)
-    kf, a = key_features(name, k * scale, w, mask, per_row=True)
+    qf = query_features(name, q, w, scale)
+    kf, a = key_features(name, k, w, mask, scale)
     u = torch.cat([v, torch.ones_like(v[..., :1])], -1)
     b = q.shape[0] * q.shape[1]
     y, _ = causal_linear_attention(
