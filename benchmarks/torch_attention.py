@@ -63,6 +63,8 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        info["loadavg_at_start"] = os.getloadavg()
     try:
         from importlib.metadata import version
 
@@ -186,8 +188,10 @@ def run_cpu(args: argparse.Namespace) -> dict[str, Any]:
                 layer, path = peer
                 impls["performer"] = lambda q=q, k=k, v=v, layer=layer: layer(q, k, v)
             impls["sdpa"] = lambda q=q, k=k, v=v, c=causal: sdpa(q, k, v, c)
+            load_before = os.getloadavg()
             case = run_cpu_case(impls, probe, args)
             case.update({"causal": causal, "L": length})
+            case["loadavg_before_after"] = [load_before[0], os.getloadavg()[0]]
             if peer is not None:
                 case["performer_path"] = path
             result["cases"].append(case)

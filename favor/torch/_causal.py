@@ -133,6 +133,15 @@ def _scales(ac: torch.Tensor, rc: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return f, carry, key_scale, decay, end
 
 
+def _needs_rescale(decay: torch.Tensor) -> list[bool]:
+    """Per chunk: does any state need its decay factor (is any :math:`e^{R_{c-1}-R_c} \ne 1`)?
+
+    Once the running log-scale stops growing (the common case) the multiply is skipped;
+    skipping a multiplication by exactly 1.0 changes no bit of the result.
+    """
+    return (decay != 1).any(dim=0).tolist()
+
+
 class CausalLinearAttention(torch.autograd.Function):
     """Chunked causal linear attention with a recomputing backward (see the module notes).
 
@@ -170,10 +179,13 @@ class CausalLinearAttention(torch.autograd.Function):
             y.addcmul_(torch.matmul(qc, prefix), carry[..., None])
         else:
             state = u.new_zeros(b, qf.shape[-1], e)
+            rescale = _needs_rescale(decay)
             for c in range(qc.shape[1]):
                 if c:
                     y[:, c].addcmul_(torch.bmm(qc[:, c], state), carry[:, c, :, None])
-                state.mul_(decay[:, c, None, None]).baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
+                if rescale[c]:
+                    state.mul_(decay[:, c, None, None])
+                state.baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
         return y.reshape(b, -1, e)[:, :length]
 
     @staticmethod
@@ -207,10 +219,13 @@ class CausalLinearAttention(torch.autograd.Function):
         else:
             n = qc.shape[1]
             state = u.new_zeros(b, m, e)
+            rescale = _needs_rescale(decay)
             for c in range(n):
                 if c:
                     d_q[:, c].baddbmm_(g_carry[:, c], state.transpose(1, 2))
-                state.mul_(decay[:, c, None, None]).baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
+                if rescale[c]:
+                    state.mul_(decay[:, c, None, None])
+                state.baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
             acc = state.zero_()  # adjoint of the state entering chunk c + 1
             for c in range(n - 1, -1, -1):
                 if c < n - 1:
@@ -218,7 +233,9 @@ class CausalLinearAttention(torch.autograd.Function):
                     d_k[:, c].addcmul_(
                         torch.bmm(uc[:, c], acc.transpose(1, 2)), key_scale[:, c, :, None]
                     )
-                acc.mul_(decay[:, c, None, None]).baddbmm_(qc[:, c].transpose(1, 2), g_carry[:, c])
+                if rescale[c]:
+                    acc.mul_(decay[:, c, None, None])
+                acc.baddbmm_(qc[:, c].transpose(1, 2), g_carry[:, c])
         return (
             d_q.reshape(b, -1, m)[:, :length],
             d_k.reshape(b, -1, m)[:, :length],
