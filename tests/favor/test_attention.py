@@ -369,3 +369,17 @@ def test_estimate_attention_error_rejects_bad_arguments(rng):
         estimate_attention_error(q, k, features="relu")
     with pytest.raises(ValueError, match="n_components"):
         estimate_attention_error(q, k, n_components=0)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("causal", [False, True])
+def test_torch_tensors_dispatch_to_the_torch_backend(causal, rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = _inputs(rng)
+    w = rng.standard_normal((7, 8))
+    tensors = [torch.from_numpy(a.copy()) for a in (q, k, v)]
+    out = favor_attention(*tensors, projection=w, causal=causal)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(
+        out.numpy(), favor_attention(q, k, v, projection=w, causal=causal), rtol=0, atol=1e-10
+    )
