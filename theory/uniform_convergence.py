@@ -162,7 +162,7 @@ def check_failure_frequency(
     *,
     delta: float = 0.25,
     failure: float = 0.05,
-    n_trials: int = 300,
+    n_trials: int = 150,
     seed: int = 801,
     alpha: float = FALSE_ALARM,
     sampler: str | Callable[..., np.ndarray] | None = None,
@@ -180,7 +180,7 @@ def check_failure_frequency(
         Error level.
     failure : float, default=0.05
         The bound's value that fixes ``D``.
-    n_trials : int, default=300
+    n_trials : int, default=150
         Independent draws.
     seed : int, default=801
         Root seed.
