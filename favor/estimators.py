@@ -283,11 +283,11 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     See Also
     --------
-    sklearn.kernel_approximation.RBFSampler : i.i.d. random Fourier features with a
+    sklearn.kernel_approximation.RBFSampler : I.i.d. random Fourier features with a
         random phase, :math:`\sqrt{2/D}\cos(\omega^T x + b)`.
-    sklearn.kernel_approximation.Nystroem : data-dependent low-rank approximation.
-    favor.features : the feature maps as functions.
-    favor.sampling : the projection samplers.
+    sklearn.kernel_approximation.Nystroem : Data-dependent low-rank approximation.
+    favor.features : The feature maps as functions.
+    favor.sampling : The projection samplers.
 
     Notes
     -----
@@ -349,7 +349,13 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.random_state = random_state
 
     def __sklearn_tags__(self) -> Any:
-        """Declare sparse input support and float32/float64 preservation."""
+        """Declare sparse input support and float32/float64 preservation.
+
+        Returns
+        -------
+        sklearn.utils.Tags
+            The estimator tags: sparse input accepted, float64 and float32 preserved.
+        """
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
@@ -357,6 +363,10 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def fit(self, X: Any, y: Any = None) -> FavorSampler:
         """Draw the random projection and resolve ``gamma`` and ``features``.
+
+        The projection is drawn in float64 from ``random_state`` by
+        :func:`favor.sampling.draw_projection` and stored in the dtype of ``X``; no other
+        property of the data is used, except its variance for ``gamma="scale"``.
 
         Parameters
         ----------
@@ -368,8 +378,8 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Returns
         -------
-        self : FavorSampler
-            The fitted transformer.
+        FavorSampler
+            The fitted transformer (``self``).
         """
         kernel = check_choice("kernel", self.kernel, _KERNELS)
         features = check_choice("features", self.features, _FEATURES)
@@ -390,6 +400,9 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def transform(self, X: Any) -> np.ndarray:
         r"""Map ``X`` to random features.
 
+        One GEMM with the rescaled projection, then the element-wise feature map, row by
+        row: the output for a row does not depend on the other rows of ``X``.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -398,7 +411,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_output_features)
+        ndarray of shape (n_samples, n_output_features)
             The random features, ``n_output_features`` being ``2 * n_components`` for
             the paired maps and ``n_components`` for ``"positive"``; their dot products
             estimate the kernel. Each row depends only on the same row of ``X``.

@@ -41,7 +41,7 @@ def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
 
     See Also
     --------
-    scaled_cos_sin_serial : the same loop on one thread, bit-for-bit identical output
+    scaled_cos_sin_serial : The same loop on one thread, bit-for-bit identical output
         (no reductions), for inputs too small to repay waking the thread pool.
     """
     n, width = features.shape
@@ -56,7 +56,22 @@ def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
 
 @numba.njit("void(float64[:, ::1], float64[::1])", cache=True)
 def scaled_cos_sin_serial(features: np.ndarray, row_scale: np.ndarray) -> None:
-    """Single-threaded :func:`scaled_cos_sin` (same contract, identical output)."""
+    """Single-threaded :func:`scaled_cos_sin`: same contract, bit-for-bit identical output.
+
+    Used for inputs below ``favor.estimators._PARALLEL_MIN_SIZE`` elements, where waking
+    the thread pool costs more than the loop.
+
+    Parameters
+    ----------
+    features : float64 ndarray of shape (n, 2 m), C-contiguous
+        Logits in columns ``[0, m)`` on entry; scaled cosines and sines on exit.
+    row_scale : float64 ndarray of shape (n,)
+        Per-row factor.
+
+    See Also
+    --------
+    scaled_cos_sin : The parallel loop.
+    """
     n, width = features.shape
     m = width // 2
     for i in range(n):
