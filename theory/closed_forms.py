@@ -17,14 +17,21 @@ Contents
   :func:`smreg_kernel_series` (Performers Eqs. 29-30), :func:`bessel_j_kernel`;
 * Lemma 2 MSEs for i.i.d. projections: :func:`mse_trigonometric`, :func:`mse_positive`,
   :func:`mse_hyperbolic`, and :func:`mse_relu` (arc-cosine variance, Cho & Saul 2009);
-* orthogonal features: :func:`chi_mgf`, :func:`orthogonal_pair_covariance` (exact, by
-  quadrature, THEORY 3.2), :func:`mse_orthogonal`, :func:`theorem2_mse_bound`;
 * RFF variances (Sutherland & Schneider 2015; THEORY 6.6): :func:`rff_variance_cos_sin`,
-  :func:`rff_variance_phase`;
-* uniform convergence (THEORY 4): :func:`rahimi_recht_failure_bound` and friends, with
-  every constant's provenance stated;
-* attention (THEORY 1.2-1.3): :func:`attention_entry_mse`,
-  :func:`normalised_attention_first_order`.
+  :func:`rff_variance_phase`.
+
+Three sibling modules complete the oracle (same rules; their names are also reachable as
+attributes of this module, loaded on first access):
+
+* :mod:`theory.orthogonal_forms` -- :func:`~theory.orthogonal_forms.chi_mgf`,
+  :func:`~theory.orthogonal_forms.orthogonal_pair_covariance` (exact, by quadrature,
+  THEORY 3.2), :func:`~theory.orthogonal_forms.mse_orthogonal`,
+  :func:`~theory.orthogonal_forms.theorem2_mse_bound`,
+  :func:`~theory.orthogonal_forms.theorem2_covariance_bound`;
+* :mod:`theory.uniform_bounds` -- the Rahimi-Recht bound and the Performers Theorem 4
+  scaling with every constant's provenance (THEORY 4);
+* :mod:`theory.attention_forms` -- entry MSEs and the first-order bias and MSE of the
+  normalised FAVOR+ attention matrix (THEORY 1.2-1.3).
 
 References: K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021,
 arXiv:2009.14794v4 (Lemma 1-3, Theorems 1, 2, 4); A. Rahimi and B. Recht, NIPS 2007.
@@ -37,32 +44,21 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "CONSTANT_PROVENANCE",
     "arccos_kernel_value",
     "arccos_second_moment",
-    "attention_entry_mse",
     "bessel_j_kernel",
-    "chi_mgf",
     "gaussian_kernel_value",
     "mse_hyperbolic",
-    "mse_orthogonal",
     "mse_positive",
     "mse_relu",
     "mse_trigonometric",
-    "normalised_attention_first_order",
-    "orthogonal_pair_covariance",
-    "performers_uniform_components",
     "positive_single_variance",
-    "rahimi_recht_failure_bound",
-    "rahimi_recht_required_components",
     "rff_variance_cos_sin",
     "rff_variance_phase",
     "smreg_kernel",
     "smreg_kernel_series",
     "smreg_positive_variance",
     "softmax_kernel_value",
-    "theorem2_covariance_bound",
-    "theorem2_mse_bound",
 ]
 
 _KERNELS = ("softmax", "gaussian")
@@ -456,225 +452,6 @@ def smreg_positive_variance(x: Any, y: Any) -> np.ndarray:
     return np.exp(log_l2 + _sphere_mgf_log(2 * a, d)) - np.exp(log_l2 + 2 * _sphere_mgf_log(a, d))
 
 
-# ------------------------------------------------------------- orthogonal features (3.2)
-
-
-def chi_mgf(t: Any, n_features: int) -> np.ndarray:
-    r"""Moment generating function of the :math:`\chi_d` law, :math:`E[e^{t r}]` (THEORY 3.2).
-
-    .. math::
-        M_\chi(t) = {}_1F_1(d/2; 1/2; t^2/2) + \sqrt2\, t\,
-        \frac{\Gamma((d+1)/2)}{\Gamma(d/2)}\, {}_1F_1((d+1)/2; 3/2; t^2/2).
-
-    Parameters
-    ----------
-    t : array_like
-        Arguments (any sign).
-    n_features : int
-        The degrees of freedom :math:`d`.
-
-    Returns
-    -------
-    numpy.ndarray
-        :math:`M_\chi(t)`.
-    """
-    from scipy.special import gammaln, hyp1f1
-
-    t = np.asarray(t, dtype=np.float64)
-    d = n_features
-    ratio = np.exp(gammaln((d + 1) / 2) - gammaln(d / 2))
-    return hyp1f1(d / 2, 0.5, t**2 / 2) + np.sqrt(2) * t * ratio * hyp1f1(
-        (d + 1) / 2, 1.5, t**2 / 2
-    )
-
-
-def _chi_cos(t: np.ndarray, d: int) -> np.ndarray:
-    from scipy.special import hyp1f1
-
-    # E[cos(t r)], r ~ chi_d: the characteristic function of chi_d, real part.
-    return hyp1f1(d / 2, 0.5, -(t**2) / 2)
-
-
-def orthogonal_pair_covariance(
-    x: Any,
-    y: Any,
-    *,
-    feature: str = "positive",
-    cosine: float = 0.0,
-    n_radial: int = 64,
-    n_angular: int = 128,
-) -> np.ndarray:
-    r"""Exact covariance of two single-projection estimates with coupled directions (THEORY 3.2).
-
-    Two projections with independent :math:`\chi_d` norms and unit directions at fixed
-    cosine ``c`` (``c = 0``: orthogonal rows of one block), jointly Haar-rotated. With
-    :math:`(u_1^T z, u_2^T z) = \lVert z\rVert(v_1, c v_1 + \sqrt{1-c^2} v_2)` and
-    :math:`(v_1, v_2)` of density :math:`\frac{d-2}{2\pi}(1 - v_1^2 - v_2^2)^{(d-4)/2}`
-    on the unit disc,
-
-    .. math::
-        E[Y_1 Y_2] = \Lambda^2\, E_v\!\left[M_\chi(\lVert z\rVert v_1)\,
-        M_\chi(\lVert z\rVert (c v_1 + \sqrt{1-c^2} v_2))\right]
-
-    for positive features (:func:`chi_mgf`), and the same with
-    :math:`E[\cos(t r)] = {}_1F_1(d/2; 1/2; -t^2/2)` and :math:`\Delta` for trigonometric
-    features of the Gaussian kernel. The integral uses Gauss-Jacobi nodes in
-    :math:`\rho^2` and the trapezoid rule (spectrally accurate for periodic integrands)
-    in the angle; no Monte Carlo.
-
-    Parameters
-    ----------
-    x, y : array_like of shape (d,)
-        One pair; ``d >= 3``.
-    feature : {"positive", "trigonometric"}, default="positive"
-        ``"positive"``: :math:`Y = \Lambda e^{\omega^T z}` (softmax kernel);
-        ``"trigonometric"``: :math:`Y = \cos(\omega^T\Delta)` (Gaussian kernel).
-    cosine : float, default=0.0
-        The cosine ``c`` between the two directions.
-    n_radial, n_angular : int
-        Quadrature sizes.
-
-    Returns
-    -------
-    float
-        :math:`\mathrm{Cov}(Y_1, Y_2)`.
-    """
-    from scipy.special import roots_jacobi
-
-    x, y = _pair(x, y)
-    d = x.shape[-1]
-    if d < 3:
-        raise ValueError(f"x must have at least 3 features for the disc density, got d={d}")
-    if feature == "positive":
-        r = np.sqrt(_sq(x + y))
-        scale = np.exp(-(_sq(x) + _sq(y)))
-        mean = softmax_kernel_value(x, y)
-
-        def one(t: np.ndarray) -> np.ndarray:
-            return chi_mgf(t, d)
-    elif feature == "trigonometric":
-        r = np.sqrt(_sq(x - y))
-        scale = 1.0
-        mean = gaussian_kernel_value(x, y)
-
-        def one(t: np.ndarray) -> np.ndarray:
-            return _chi_cos(t, d)
-    else:
-        raise ValueError(f"feature must be 'positive' or 'trigonometric', got {feature!r}")
-    if not -1.0 <= cosine <= 1.0:
-        raise ValueError(f"cosine must lie in [-1, 1], got {cosine!r}")
-    # t = rho^2 in [0, 1], weight (1 - t)^((d-4)/2); map x in [-1, 1] -> t = (1 + x)/2.
-    alpha = (d - 4) / 2
-    nodes, weights = roots_jacobi(n_radial, alpha, 0.0)
-    t = (1 + nodes) / 2
-    w_t = weights * 2.0 ** (-alpha) / 2
-    phi = 2 * np.pi * np.arange(n_angular) / n_angular
-    rho = np.sqrt(t)[:, None]
-    v1 = rho * np.cos(phi)[None, :]
-    v2 = rho * np.sin(phi)[None, :]
-    s = np.sqrt(max(0.0, 1 - cosine**2))
-    integrand = one(r * v1) * one(r * (cosine * v1 + s * v2))
-    second = (d - 2) / (4 * np.pi) * np.sum(w_t[:, None] * integrand) * (2 * np.pi / n_angular)
-    return float(scale * second - mean**2)
-
-
-def mse_orthogonal(
-    x: Any, y: Any, n_components: int, *, feature: str = "positive", n_features: int | None = None
-) -> float:
-    r"""Exact MSE of block-orthogonal chi-norm features (THEORY 3.2, [C1-mse]).
-
-    Rows in different blocks are independent and rows in one block are orthogonal, so with
-    block sizes :math:`n_b` (``d`` each, the last one ``m mod d``)
-
-    .. math::
-        \mathrm{MSE} = \frac{\mathrm{Var}_1}{m} + \frac{\sum_b n_b(n_b - 1)}{m^2}\,
-        \mathrm{Cov}_{c=0}.
-
-    Parameters
-    ----------
-    x, y : array_like of shape (d,)
-        One pair.
-    n_components : int
-        Number of projections :math:`m`.
-    feature : {"positive", "trigonometric"}, default="positive"
-        As in :func:`orthogonal_pair_covariance` (softmax kernel for positive features,
-        Gaussian kernel for trigonometric ones).
-    n_features : int, optional
-        Block size; defaults to ``d``.
-
-    Returns
-    -------
-    float
-        The MSE.
-    """
-    x, y = _pair(x, y)
-    d = x.shape[-1] if n_features is None else n_features
-    m = int(n_components)
-    if m < 1:
-        raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
-    full, rest = divmod(m, d)
-    pairs = full * d * (d - 1) + rest * (rest - 1)
-    if feature == "positive":
-        var1 = positive_single_variance(x, y)
-    else:
-        var1 = m * mse_trigonometric(x, y, m, kernel="gaussian")  # (1 - e^{-|D|^2})^2 / 2
-    cov = orthogonal_pair_covariance(x, y, feature=feature) if pairs else 0.0
-    return float(var1 / m + pairs / m**2 * cov)
-
-
-def theorem2_mse_bound(x: Any, y: Any, n_components: int) -> np.ndarray:
-    r"""Performers Theorem 2 (Eq. 10): the upper bound on the orthogonal positive MSE.
-
-    .. math::
-        \mathrm{MSE}(\widehat{\mathrm{SM}}^{ort+}_m) \le \mathrm{MSE}(\widehat{\mathrm{SM}}^{+}_m)
-        - \frac{2(m-1)}{m(d+2)}(\mathrm{SM}(x,y) - \Lambda)^2,
-        \qquad m \le d.
-
-    Parameters
-    ----------
-    x, y : array_like of shape (..., d)
-        The pairs.
-    n_components : int
-        Number of projections, at most ``d`` (one orthogonal block).
-
-    Returns
-    -------
-    numpy.ndarray
-        The bound.
-    """
-    x, y = _pair(x, y)
-    d = x.shape[-1]
-    m = int(n_components)
-    if not 1 <= m <= d:
-        raise ValueError(f"n_components must be in [1, d={d}] for Theorem 2, got {n_components!r}")
-    lam = np.exp(-(_sq(x) + _sq(y)) / 2)
-    gap = 2 * (m - 1) / (m * (d + 2)) * (softmax_kernel_value(x, y) - lam) ** 2
-    return mse_positive(x, y, m) - gap
-
-
-def theorem2_covariance_bound(x: Any, y: Any) -> np.ndarray:
-    r"""Theorem 2 restated for one orthogonal pair (THEORY 3.2; derived).
-
-    Since :math:`\mathrm{MSE}_{ort} - \mathrm{MSE}_{iid} = \frac{m-1}{m}\mathrm{Cov}(Y_1, Y_2)`,
-    Theorem 2 is equivalent to
-    :math:`\mathrm{Cov}(Y_1, Y_2) \le -\frac{2}{d+2}\Lambda^2 (e^{\lVert z\rVert^2/2} - 1)^2`.
-
-    Parameters
-    ----------
-    x, y : array_like of shape (..., d)
-        The pairs.
-
-    Returns
-    -------
-    numpy.ndarray
-        The covariance bound (negative).
-    """
-    x, y = _pair(x, y)
-    d = x.shape[-1]
-    lam = np.exp(-(_sq(x) + _sq(y)) / 2)
-    return -2 / (d + 2) * lam**2 * np.expm1(_sq(x + y) / 2) ** 2
-
-
 # ------------------------------------------------------------------- RFF variances (6.6)
 
 
@@ -725,218 +502,25 @@ def rff_variance_phase(delta_norm: Any, n_dims: Any) -> np.ndarray:
     return (1 + k2 / 2 - k1**2) / _m(n_dims)
 
 
-# ------------------------------------------------------------- uniform convergence (4)
-
-#: Where each constant of the uniform-convergence helpers comes from (THEORY 4.1-4.2).
-CONSTANT_PROVENANCE: dict[str, str] = {
-    "2**8": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (THEORY 4.2), not re-checked",
-    "4 (d + 2)": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (THEORY 4.2), not re-checked",
-    "sigma_p**2 = d": "E[w^T w] for the unit-bandwidth Gaussian kernel (exact)",
-    "delta = eps / h*^2": "Performers Thm 4 reduction, h* = exp(l^2/2), l = R d^-1/4 (THEORY 4.1)",
-    "Theta(.) constant": "Performers Thm 4/7 give NO constant; performers_uniform_components "
-    "takes it as an explicit argument (unknown)",
+# Names defined in the sibling oracle modules, re-exported lazily (they import this module).
+_MOVED = {
+    "chi_mgf": "theory.orthogonal_forms",
+    "mse_orthogonal": "theory.orthogonal_forms",
+    "orthogonal_pair_covariance": "theory.orthogonal_forms",
+    "theorem2_covariance_bound": "theory.orthogonal_forms",
+    "theorem2_mse_bound": "theory.orthogonal_forms",
+    "CONSTANT_PROVENANCE": "theory.uniform_bounds",
+    "performers_uniform_components": "theory.uniform_bounds",
+    "rahimi_recht_failure_bound": "theory.uniform_bounds",
+    "rahimi_recht_required_components": "theory.uniform_bounds",
+    "attention_entry_mse": "theory.attention_forms",
+    "normalised_attention_first_order": "theory.attention_forms",
 }
 
 
-def rahimi_recht_failure_bound(
-    n_components: Any,
-    n_features: int,
-    diameter: float,
-    delta: float,
-    *,
-    sigma_p: float | None = None,
-) -> np.ndarray:
-    r"""Rahimi-Recht uniform bound on the failure probability (THEORY 4.2; constants flagged).
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-    .. math::
-        P\left[\sup_{x, y \in M} |z(x)^T z(y) - k(x, y)| \ge \delta\right]
-        \le 2^8 \left(\frac{\sigma_p\, \mathrm{diam}(M)}{\delta}\right)^2
-        \exp\left(-\frac{D \delta^2}{4(d+2)}\right)
-
-    with :math:`\sigma_p^2 = E[\omega^T\omega]` (:math:`= d` for the unit Gaussian kernel).
-    **The constants** :math:`2^8` and :math:`4(d+2)` **are quoted from memory** of Rahimi &
-    Recht (2007), Claim 1, and were not re-checked against the paper
-    (:data:`CONSTANT_PROVENANCE`). ``D`` is taken as the number of projections
-    ``n_components``; reading it as the feature dimension :math:`2m` would give a smaller
-    bound, so this choice is the conservative one.
-
-    Parameters
-    ----------
-    n_components : int or array_like
-        :math:`D`.
-    n_features : int
-        Input dimension :math:`d`.
-    diameter : float
-        Diameter of the set :math:`M`.
-    delta : float
-        Error level.
-    sigma_p : float, optional
-        :math:`\sqrt{E[\omega^T\omega]}`; defaults to :math:`\sqrt d`.
-
-    Returns
-    -------
-    numpy.ndarray
-        The bound (may exceed 1, i.e. be vacuous).
-    """
-    if delta <= 0 or diameter <= 0:
-        raise ValueError(f"delta and diameter must be positive, got {delta!r}, {diameter!r}")
-    s = np.sqrt(n_features) if sigma_p is None else sigma_p
-    big_d = _m(n_components)
-    return 2.0**8 * (s * diameter / delta) ** 2 * np.exp(-big_d * delta**2 / (4 * (n_features + 2)))
-
-
-def rahimi_recht_required_components(
-    n_features: int, diameter: float, delta: float, failure: float, *, sigma_p: float | None = None
-) -> int:
-    r"""Smallest ``D`` for which :func:`rahimi_recht_failure_bound` is at most ``failure``.
-
-    :math:`D \ge \frac{4(d+2)}{\delta^2}\ln\frac{2^8(\sigma_p\,\mathrm{diam}/\delta)^2}{p}`
-    (THEORY 4.2; constants quoted from memory).
-
-    Parameters
-    ----------
-    n_features : int
-        Input dimension.
-    diameter : float
-        Diameter of the set.
-    delta : float
-        Error level.
-    failure : float
-        Target failure probability :math:`p` in (0, 1).
-    sigma_p : float, optional
-        Defaults to :math:`\sqrt d`.
-
-    Returns
-    -------
-    int
-        The required ``D``.
-    """
-    if not 0 < failure < 1:
-        raise ValueError(f"failure must be in (0, 1), got {failure!r}")
-    s = np.sqrt(n_features) if sigma_p is None else sigma_p
-    log_term = np.log(2.0**8 * (s * diameter / delta) ** 2 / failure)
-    return int(np.ceil(4 * (n_features + 2) / delta**2 * max(log_term, 0.0)))
-
-
-def performers_uniform_components(
-    n_features: int, radius: float, eps: float, *, constant: float
-) -> int:
-    r"""Performers Theorem 4 sample size with an explicit (unknown) constant (THEORY 4.1).
-
-    :math:`m = C\,\frac{d}{\delta^2}\log\frac{4 d^{3/4} R}{\delta}`, :math:`\delta =
-    \varepsilon / h^{*2}`, :math:`h^* = e^{l^2/2}`, :math:`l = R d^{-1/4}`. The paper states
-    this only up to :math:`\Theta(\cdot)`, so ``constant`` must be supplied: the result is
-    a scaling law, not a guarantee.
-
-    Parameters
-    ----------
-    n_features : int
-        Head dimension :math:`d`.
-    radius : float
-        Bound :math:`R` on query and key norms (before the :math:`d^{-1/4}` scaling).
-    eps : float
-        Target max-entry error of the attention matrix.
-    constant : float
-        The hidden constant :math:`C`.
-
-    Returns
-    -------
-    int
-        :math:`m`.
-    """
-    d = n_features
-    ell = radius * d**-0.25
-    delta = eps / np.exp(ell**2)
-    return int(np.ceil(constant * d / delta**2 * np.log(4 * d**0.75 * radius / delta)))
-
-
-# -------------------------------------------------------------------- attention (1.2-1.3)
-
-
-def attention_entry_mse(queries: Any, keys: Any, n_components: int) -> np.ndarray:
-    r"""Per-entry MSE of the unnormalised FAVOR+ attention matrix, i.i.d. positive features.
-
-    :math:`\hat A_{ij} = \varphi(\tilde q_i)^T\varphi(\tilde k_j)` with
-    :math:`\tilde q = d^{-1/4} q` (THEORY 1.2) is unbiased for
-    :math:`A_{ij} = e^{q_i^T k_j/\sqrt d}` with the Lemma 2 MSE of :func:`mse_positive`.
-
-    Parameters
-    ----------
-    queries : array_like of shape (L_q, d)
-        Queries (unscaled).
-    keys : array_like of shape (L_k, d)
-        Keys (unscaled).
-    n_components : int
-        Number of projections :math:`m`.
-
-    Returns
-    -------
-    numpy.ndarray of shape (L_q, L_k)
-        The MSE of each entry.
-    """
-    q = np.asarray(queries, dtype=np.float64)
-    k = np.asarray(keys, dtype=np.float64)
-    s = q.shape[-1] ** -0.25
-    return mse_positive(s * q[:, None, :], s * k[None, :, :], n_components)
-
-
-def normalised_attention_first_order(
-    queries: Any, keys: Any, n_components: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""First-order (delta-method) bias and MSE of the normalised FAVOR+ attention matrix.
-
-    With i.i.d. positive features, :math:`\hat P_{ij} = \hat A_{ij} / \hat D_i`,
-    :math:`\hat D_i = \sum_j \hat A_{ij}` and the exact entry covariances (one projection)
-
-    .. math::
-        m\,C_{jk} = \Lambda_{ij}\Lambda_{ik}\ldots = e^{-\lVert\tilde q\rVert^2
-        - (\lVert\tilde k_j\rVert^2 + \lVert\tilde k_k\rVert^2)/2
-        + \lVert 2\tilde q + \tilde k_j + \tilde k_k\rVert^2/2} - A_{ij}A_{ik},
-
-    a second-order Taylor expansion of the ratio gives (THEORY 1.3: "nearly unbiased")
-
-    .. math::
-        E\hat P_{ij} - P_{ij} \approx \frac{P_{ij}\mathrm{Var}\hat D_i - \mathrm{Cov}(\hat A_{ij}, \hat D_i)}{D_i^2},
-        \qquad
-        E(\hat P_{ij} - P_{ij})^2 \approx \frac{C_{jj} - 2P_{ij}\mathrm{Cov}(\hat A_{ij}, \hat D_i)
-        + P_{ij}^2\mathrm{Var}\hat D_i}{D_i^2},
-
-    both :math:`O(1/m)`, with :math:`O(1/m^2)` remainders. Derived here.
-
-    Parameters
-    ----------
-    queries : array_like of shape (L_q, d)
-        Queries (unscaled; the :math:`d^{-1/4}` scaling is applied here).
-    keys : array_like of shape (L_k, d)
-        Keys (unscaled).
-    n_components : int
-        Number of projections :math:`m`.
-
-    Returns
-    -------
-    attention : numpy.ndarray of shape (L_q, L_k)
-        The exact normalised attention matrix :math:`P = D^{-1}A`.
-    bias : numpy.ndarray of shape (L_q, L_k)
-        First-order bias of :math:`\hat P`.
-    mse : numpy.ndarray of shape (L_q, L_k)
-        First-order MSE of :math:`\hat P`.
-    """
-    q = np.asarray(queries, dtype=np.float64)
-    k = np.asarray(keys, dtype=np.float64)
-    s = q.shape[-1] ** -0.25
-    q, k = s * q, s * k
-    m = float(_m(n_components))
-    a = np.exp(q @ k.T)  # (Lq, Lk)
-    qq = _sq(q)[:, None, None]
-    kk = _sq(k)
-    z = 2 * q[:, None, None, :] + k[None, :, None, :] + k[None, None, :, :]
-    second = np.exp(-qq - (kk[None, :, None] + kk[None, None, :]) / 2 + _sq(z) / 2)
-    cov = (second - a[:, :, None] * a[:, None, :]) / m  # (Lq, Lk, Lk)
-    dsum = a.sum(-1)
-    p = a / dsum[:, None]
-    var_d = cov.sum((-1, -2))
-    cov_ad = cov.sum(-1)
-    diag = np.einsum("ijj->ij", cov)
-    bias = (p * var_d[:, None] - cov_ad) / dsum[:, None] ** 2
-    mse = (diag - 2 * p * cov_ad + p**2 * var_d[:, None]) / dsum[:, None] ** 2
-    return p, bias, mse
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'theory.closed_forms' has no attribute {name!r}")
