@@ -112,6 +112,20 @@ def test_per_head_parity_with_numpy_engine(rng):
     assert _rel(got.numpy(), expected) <= 1e-10
 
 
+def test_per_head_prebuilt_projection_parity_and_shape_check(rng):
+    q, k, v, mask = _data(rng)
+    w = draw_projection("iid", 8, 8, rng=rng, n_heads=3)
+    kw = {"per_head": True, "causal": True, "projection": w}
+    expected = favor.favor_attention(q, k, v, key_padding_mask=mask, **kw)
+    tq, tk, tv, tm = _t(q, k, v, mask)
+    got = favor_attention(tq, tk, tv, key_padding_mask=tm, **kw)
+    assert _rel(got.numpy(), expected) <= 1e-10
+    with pytest.raises(
+        ValueError, match=r"projection must have shape \(n_heads, n_components, d\)"
+    ):
+        favor_attention(tq, tk, tv, per_head=True, projection=w[:2])
+
+
 def test_projection_equals_numpy_draw_for_a_seed():
     for per_head in (None, 3):
         expected = draw_projection(
