@@ -406,6 +406,8 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
 
     failed: set[tuple[str, str, bool]] = set()  # (impl, dtype, causal) that hit OOM
     for dtype in dtypes:
+        if dtype == torch.float32:  # the bf16 cases and the memory sweep come first
+            run_sweep(result, sweep, w, device, deadline, args, out_path)
         dname = str(dtype).replace("torch.", "")
         backend = (
             SDPBackend.FLASH_ATTENTION
@@ -457,7 +459,23 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
                     write(result, out_path)
                 del q, k, v, impls
                 free(device)
-    # Memory linearity: causal FAVOR+ in bf16, forward (inference) and forward + backward.
+    result["summary"] = gpu_summary(result)
+    result["seconds_left_at_end"] = deadline.left()
+    write(result, out_path)
+    print(result["summary"], flush=True)
+    return result
+
+
+def run_sweep(
+    result: dict[str, Any],
+    sweep: list[int],
+    w: torch.Tensor,
+    device: torch.device,
+    deadline: Deadline,
+    args: argparse.Namespace,
+    out_path: str,
+) -> None:
+    """Memory linearity: causal FAVOR+ in bf16, forward (inference) and forward + backward."""
     for train in (False, True):
         for length in sweep:
             tag = {
@@ -504,11 +522,6 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
             result["sweep"].append(case)
             print(json.dumps(case), flush=True)
             write(result, out_path)
-    result["summary"] = gpu_summary(result)
-    result["seconds_left_at_end"] = deadline.left()
-    write(result, out_path)
-    print(result["summary"], flush=True)
-    return result
 
 
 def gpu_summary(result: dict[str, Any]) -> str:
