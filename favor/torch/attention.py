@@ -255,8 +255,10 @@ def favor_attention(
     per_head : bool, default=False
         One projection per head, the head axis being ``queries.shape[-3]``.
     chunk_size : int, optional
-        Chunk length of the causal path (default 64 on CPU, 128 on GPU); does not change
-        the result beyond rounding.
+        Rows per chunk: the causal chunk length (default 64 on CPU, 128 on GPU) or the
+        bidirectional block length (default about 2**24 feature entries per block on CPU,
+        the whole sequence on GPU); changes speed and memory, not the result beyond
+        rounding.
 
     Returns
     -------
