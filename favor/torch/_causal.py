@@ -46,8 +46,13 @@ FLOOR = -1.0e30
 
 
 def default_chunk_size(device: torch.device) -> int:
-    """Chunk length used when ``chunk_size=None``: 64 on CPU, 128 on accelerators."""
-    return 64 if device.type == "cpu" else 128
+    """Chunk length used when ``chunk_size=None``: 128 on CPU and on accelerators.
+
+    On CPU, 64 is about 10% faster on an idle machine, but every chunk of the sequential
+    loop costs a few thread-pool round trips, and on a busy (shared) machine 128 was 1.6x
+    faster at L = 4096; the in-chunk products are batched over all chunks either way.
+    """
+    return 128
 
 
 def _prefix_states(u_hat: torch.Tensor, end_scale: torch.Tensor) -> torch.Tensor:

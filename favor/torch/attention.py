@@ -255,7 +255,7 @@ def favor_attention(
     per_head : bool, default=False
         One projection per head, the head axis being ``queries.shape[-3]``.
     chunk_size : int, optional
-        Rows per chunk: the causal chunk length (default 64 on CPU, 128 on GPU) or the
+        Rows per chunk: the causal chunk length (default 128) or the
         bidirectional block length (default about 2**24 feature entries per block on CPU,
         the whole sequence on GPU); changes speed and memory, not the result beyond
         rounding.

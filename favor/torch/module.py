@@ -96,7 +96,7 @@ class FavorAttention(nn.Module):
         (calls ``redraw_interval``, ``2 * redraw_interval``, ...); None never redraws
         automatically.
     chunk_size : int, optional
-        Chunk length of the causal path (default: 64 on CPU, 128 on GPU).
+        Chunk length of the causal path (default 128).
     random_state : None, int, SeedSequence or numpy.random.Generator, default=None
         Seeds the layer's own generator (initial weights and projections).
     device, dtype : optional
