@@ -187,7 +187,7 @@ def test_state_dict_round_trip_restores_outputs_and_redraw_schedule():
     torch.save(layer.state_dict(), buffer)
     buffer.seek(0)
     clone = FavorAttention(8, 2, n_components=4, redraw_interval=2, causal=True, random_state=99)
-    clone.load_state_dict(torch.load(buffer, weights_only=False))
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
     clone.train()
     for _ in range(3):  # crosses a redraw: both layers draw the same next projection
         assert torch.equal(layer(x)[0], clone(x)[0])
