@@ -259,6 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         "--widths", type=int, nargs="+", default=None, help=f"output widths (default {WIDTHS})"
     )
     parser.add_argument(
+        "--data", nargs="+", default=["digits", "random"], help="datasets (default: both)"
+    )
+    parser.add_argument(
+        "--gamma",
+        nargs="+",
+        default=["scale", "median"],
+        choices=["scale", "median"],
+        help="bandwidth rules (default: both)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -283,11 +293,16 @@ def _run(args: argparse.Namespace) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
     widths = args.widths or ((64,) if args.quick else WIDTHS)
     datasets = load_datasets(args.quick)
+    unknown = set(args.data) - set(datasets)
+    if unknown:
+        raise SystemExit(f"--data must be among {sorted(datasets)}, got {sorted(unknown)}")
 
     records = []
     started = time.perf_counter()
     for data_name, (x_time, x_err) in datasets.items():
-        for gamma_rule in ("scale", "median"):
+        if data_name not in args.data:
+            continue
+        for gamma_rule in args.gamma:
             for width in widths:
                 for dtype in DTYPES:
                     # Nystroem needs width <= n_samples; at 4096 on 20000 rows its SVD takes
@@ -315,6 +330,8 @@ def _run(args: argparse.Namespace) -> int:
         "seeds": seeds,
         "repeats": repeats,
         "threads_limit": args.threads,
+        "data": args.data,
+        "gamma_rules": args.gamma,
         "elapsed_s": elapsed,
         "environment": environment(),
         "records": records,
