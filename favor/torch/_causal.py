@@ -55,13 +55,29 @@ def default_chunk_size(device: torch.device) -> int:
     return 128
 
 
-def _prefix_states(u_hat: torch.Tensor, end_scale: torch.Tensor) -> torch.Tensor:
-    """Exclusive prefix :math:`P_c = \\sum_{c'<c} \\hat U_{c'} e^{R_{c'} - R_{c-1}}`.
+def _decays(end_scale: torch.Tensor) -> torch.Tensor:
+    """:math:`e^{R_{c-1} - R_c}` per chunk ``(B, N)`` (with :math:`R_{-1}` = FLOOR): at most 1."""
+    start = torch.cat([torch.full_like(end_scale[:, :1], FLOOR), end_scale[:, :-1]], dim=1)
+    return torch.exp(start - end_scale)
+
+
+def _prefix_states(u_hat: torch.Tensor, end_scale: torch.Tensor, parallel: bool) -> torch.Tensor:
+    r"""Exclusive prefix :math:`P_c = \sum_{c'<c} \hat U_{c'} e^{R_{c'} - R_{c-1}}`, ``(B, N, m, e)``.
 
     ``u_hat`` is ``(B, N, m, e)``, ``end_scale`` is :math:`R` of shape ``(B, N)``
-    (non-decreasing along N). Returns ``(B, N, m, e)``.
+    (non-decreasing along N). Sequential: one fused op per chunk,
+    :math:`P_{c+1} = \hat U_c + e^{R_{c-1} - R_c} P_c`. Parallel: Hillis-Steele, log2 N
+    whole-tensor steps. Either way :math:`P_c` is computed from chunks before ``c`` only,
+    in an order that does not depend on later chunks.
     """
     n = u_hat.shape[1]
+    if not parallel:
+        decay = _decays(end_scale)
+        out = torch.empty_like(u_hat)
+        out[:, 0].zero_()
+        for c in range(n - 1):
+            torch.addcmul(u_hat[:, c], out[:, c], decay[:, c, None, None], out=out[:, c + 1])
+        return out
     incl = u_hat.clone()
     step = 1
     while step < n:
@@ -71,9 +87,20 @@ def _prefix_states(u_hat: torch.Tensor, end_scale: torch.Tensor) -> torch.Tensor
     return torch.cat([torch.zeros_like(incl[:, :1]), incl[:, :-1]], dim=1)
 
 
-def _suffix_grads(d_prefix: torch.Tensor, end_scale: torch.Tensor) -> torch.Tensor:
-    """Adjoint of :func:`_prefix_states`: :math:`\\partial\\hat U_c = \\sum_{c'>c} e^{R_c - R_{c'-1}} \\partial P_{c'}`."""
+def _suffix_grads(d_prefix: torch.Tensor, end_scale: torch.Tensor, parallel: bool) -> torch.Tensor:
+    r"""Adjoint of :func:`_prefix_states`: :math:`\partial\hat U_c = \sum_{c'>c} e^{R_c - R_{c'-1}} \partial P_{c'}`.
+
+    Sequential: :math:`\partial\hat U_{c-1} = \partial P_c + e^{R_{c-1} - R_c}\,\partial\hat U_c`
+    from the last chunk down; parallel: the mirrored Hillis-Steele scan.
+    """
     n = d_prefix.shape[1]
+    if not parallel:
+        decay = _decays(end_scale)
+        out = torch.empty_like(d_prefix)
+        out[:, n - 1].zero_()
+        for c in range(n - 1, 0, -1):
+            torch.addcmul(d_prefix[:, c], out[:, c], decay[:, c, None, None], out=out[:, c - 1])
+        return out
     start_scale = torch.cat([torch.full_like(end_scale[:, :1], FLOOR), end_scale[:, :-1]], dim=1)
     incl = d_prefix.clone()
     step = 1
@@ -125,7 +152,7 @@ def _scales(ac: torch.Tensor, rc: torch.Tensor) -> tuple[torch.Tensor, ...]:
     Returns ``f`` :math:`(B, N, C, C)`: :math:`F_{tj} = e^{a_j - r_t}[j \le t]` inside a chunk;
     ``carry`` :math:`(B, N, C)`: :math:`e^{R_{c-1} - r_t}`, the weight of the carried state
     at ``t``; ``key_scale`` :math:`(B, N, C)`: :math:`e^{a_j - R_c}`, the weight of key ``j``
-    in its chunk's state; ``decay`` :math:`(B, N)`: :math:`e^{R_{c-1} - R_c}`.
+    in its chunk's state; ``end`` :math:`(B, N)`: :math:`R_c`.
     """
     chunk = ac.shape[-1]
     end = rc[..., -1]
@@ -134,17 +161,7 @@ def _scales(ac: torch.Tensor, rc: torch.Tensor) -> tuple[torch.Tensor, ...]:
     f = torch.exp((ac[..., None, :] - rc[..., :, None]).masked_fill_(upper, float("-inf")))
     carry = torch.exp(start[..., None] - rc)
     key_scale = torch.exp(ac - end[..., None])
-    decay = torch.exp(start - end)
-    return f, carry, key_scale, decay, end
-
-
-def _needs_rescale(decay: torch.Tensor) -> list[bool]:
-    """Per chunk: does any state need its decay factor (is any :math:`e^{R_{c-1}-R_c} \ne 1`)?
-
-    Once the running log-scale stops growing (the common case) the multiply is skipped;
-    skipping a multiplication by exactly 1.0 changes no bit of the result.
-    """
-    return (decay != 1).any(dim=0).tolist()
+    return f, carry, key_scale, end
 
 
 class CausalLinearAttention(torch.autograd.Function):
@@ -152,9 +169,10 @@ class CausalLinearAttention(torch.autograd.Function):
 
     ``apply(qf, kf, a, r, u, chunk, parallel)`` with ``qf, kf`` of shape ``(B, L, m)``,
     ``a, r`` of shape ``(B, L)`` (non-differentiable log-scales), ``u`` of shape
-    ``(B, L, e)``; returns ``y`` of shape ``(B, L, e)``. In-chunk products run for all
-    chunks at once; the carried state runs either as a sequential loop over chunks that
-    consumes it in place (``parallel=False``, CPU) or as a Hillis-Steele scan.
+    ``(B, L, e)``; returns ``y`` of shape ``(B, L, e)``. In-chunk products and the chunk
+    sums run for all chunks at once (a few large batched GEMMs); only the carried state's
+    recurrence runs over chunks, as one fused op per chunk (``parallel=False``, CPU) or
+    as a Hillis-Steele scan (accelerators).
     """
 
     @staticmethod
@@ -172,25 +190,13 @@ class CausalLinearAttention(torch.autograd.Function):
         ctx.chunk, ctx.parallel = chunk, parallel
         b, length, e = u.shape
         qc, kc, ac, rc, uc = _chunk_view(qf, kf, a, r, u, chunk)
-        f, carry, key_scale, decay, end = _scales(ac, rc)
+        f, carry, key_scale, end = _scales(ac, rc)
         y = torch.matmul(torch.matmul(qc, kc.transpose(-1, -2)).mul_(f), uc)
         del f
-        k_hat = kc * key_scale[..., None]
-        if parallel:
-            u_hat = torch.matmul(k_hat.transpose(-1, -2), uc)
-            del k_hat
-            prefix = _prefix_states(u_hat, end)
-            del u_hat
-            y.addcmul_(torch.matmul(qc, prefix), carry[..., None])
-        else:
-            state = u.new_zeros(b, qf.shape[-1], e)
-            rescale = _needs_rescale(decay)
-            for c in range(qc.shape[1]):
-                if c:
-                    y[:, c].addcmul_(torch.bmm(qc[:, c], state), carry[:, c, :, None])
-                if rescale[c]:
-                    state.mul_(decay[:, c, None, None])
-                state.baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
+        u_hat = torch.matmul((kc * key_scale[..., None]).transpose(-1, -2), uc)
+        prefix = _prefix_states(u_hat, end, parallel)
+        del u_hat
+        y.addcmul_(torch.matmul(qc, prefix), carry[..., None])
         return y.reshape(b, -1, e)[:, :length]
 
     @staticmethod
@@ -201,7 +207,7 @@ class CausalLinearAttention(torch.autograd.Function):
         m = qf.shape[-1]
         qc, kc, ac, rc, uc = _chunk_view(qf, kf, a, r, u, chunk)
         gc = _pad_chunks(grad, chunk)
-        f, carry, key_scale, decay, end = _scales(ac, rc)
+        f, carry, key_scale, end = _scales(ac, rc)
         # Inside chunks: y = (Q K^T * F) U.
         weights = torch.matmul(qc, kc.transpose(-1, -2)).mul_(f)
         d_u = torch.matmul(weights.transpose(-1, -2), gc)
@@ -214,33 +220,12 @@ class CausalLinearAttention(torch.autograd.Function):
         # Across chunks: y_t += carry_t q_t^T P_c, with the states recomputed, not stored.
         g_carry = gc * carry[..., None]
         k_hat = kc * key_scale[..., None]
-        if parallel:
-            prefix = _prefix_states(torch.matmul(k_hat.transpose(-1, -2), uc), end)
-            d_q += torch.matmul(g_carry, prefix.transpose(-1, -2))
-            del prefix
-            d_u_hat = _suffix_grads(torch.matmul(qc.transpose(-1, -2), g_carry), end)
-            d_u += torch.matmul(k_hat, d_u_hat)
-            d_k.addcmul_(torch.matmul(uc, d_u_hat.transpose(-1, -2)), key_scale[..., None])
-        else:
-            n = qc.shape[1]
-            state = u.new_zeros(b, m, e)
-            rescale = _needs_rescale(decay)
-            for c in range(n):
-                if c:
-                    d_q[:, c].baddbmm_(g_carry[:, c], state.transpose(1, 2))
-                if rescale[c]:
-                    state.mul_(decay[:, c, None, None])
-                state.baddbmm_(k_hat[:, c].transpose(1, 2), uc[:, c])
-            acc = state.zero_()  # adjoint of the state entering chunk c + 1
-            for c in range(n - 1, -1, -1):
-                if c < n - 1:
-                    d_u[:, c].baddbmm_(k_hat[:, c], acc)
-                    d_k[:, c].addcmul_(
-                        torch.bmm(uc[:, c], acc.transpose(1, 2)), key_scale[:, c, :, None]
-                    )
-                if rescale[c]:
-                    acc.mul_(decay[:, c, None, None])
-                acc.baddbmm_(qc[:, c].transpose(1, 2), g_carry[:, c])
+        prefix = _prefix_states(torch.matmul(k_hat.transpose(-1, -2), uc), end, parallel)
+        d_q += torch.matmul(g_carry, prefix.transpose(-1, -2))
+        del prefix
+        d_u_hat = _suffix_grads(torch.matmul(qc.transpose(-1, -2), g_carry), end, parallel)
+        d_u += torch.matmul(k_hat, d_u_hat)
+        d_k.addcmul_(torch.matmul(uc, d_u_hat.transpose(-1, -2)), key_scale[..., None])
         return (
             d_q.reshape(b, -1, m)[:, :length],
             d_k.reshape(b, -1, m)[:, :length],
