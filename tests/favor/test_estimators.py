@@ -135,11 +135,12 @@ def test_rbf_trigonometric_dot_products_equal_the_collapsed_formula(data):
     np.testing.assert_allclose(est.transform(x) @ est.transform(y).T, expected, rtol=1e-12)
 
 
-def test_float64_trigonometric_path_equals_numpy_twin(data):
-    x, _ = data
-    est = FavorSampler(gamma=0.7, n_components=11, random_state=1).fit(x)
+@pytest.mark.parametrize("n_samples", [7, 1000])  # serial and parallel jit loops
+def test_float64_trigonometric_path_equals_numpy_twin(n_samples):
+    x = np.random.default_rng(n_samples).standard_normal((n_samples, 5))
+    est = FavorSampler(gamma=0.7, n_components=40, random_state=1).fit(x)
     logits = x @ (np.sqrt(1.4) * est.projection_).T
-    twin = np.concatenate([np.cos(logits), np.sin(logits)], axis=1) / np.sqrt(11)
+    twin = np.concatenate([np.cos(logits), np.sin(logits)], axis=1) / np.sqrt(40)
     np.testing.assert_allclose(est.transform(x), twin, rtol=1e-13, atol=1e-15)
 
 
@@ -299,14 +300,15 @@ def test_thread_limits_do_not_change_the_output_and_are_restored():
     import numba
     from threadpoolctl import threadpool_limits
 
-    x = np.random.default_rng(4).standard_normal((300, 16))
+    x = np.random.default_rng(4).standard_normal((600, 16))  # 76800 outputs: parallel loop
     est = FavorSampler(n_components=64, random_state=0).fit(x)
+    assert 600 * 128 >= favor.estimators._PARALLEL_MIN_SIZE
     before = numba.get_num_threads()
     full = est.transform(x)
     with threadpool_limits(limits=1, user_api="blas"):
         assert favor.estimators._jit_thread_count() == 1
         single = est.transform(x)
-    np.testing.assert_allclose(single, full, rtol=1e-13)
+    np.testing.assert_allclose(single, full, rtol=1e-13, atol=1e-15)
     assert numba.get_num_threads() == before
 
 
