@@ -42,6 +42,7 @@ from favor.torch._checks import (
     check_chunk_size,
     check_float_tensor,
     compute_dtype,
+    is_compiling,
 )
 from favor.torch.features import (
     EXPONENTIAL,
@@ -108,10 +109,15 @@ def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den`` by rows, with a zero row where ``den == 0`` (no visible key: 0/0).
 
     The denominator is replaced by 1 before dividing, so neither the value nor the
-    gradient ever sees a division by zero.
+    gradient ever sees a division by zero. For nonnegative features ``den == 0`` forces
+    ``num == 0``; the explicit zeroing (for signed trigonometric features) runs only when
+    such a row exists.
     """
     empty = den == 0
-    return (num / den.masked_fill(empty, 1.0)).masked_fill_(empty, 0.0)
+    out = num / den.masked_fill(empty, 1.0)
+    if is_compiling() or bool(empty.any()):
+        out = out.masked_fill_(empty, 0.0)
+    return out
 
 
 def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) -> int:

@@ -227,16 +227,15 @@ def _directions(name: str, projection: torch.Tensor, scale: float) -> torch.Tens
     return torch.cat([w, -w], dim=-1) if name == "hyperbolic" else w
 
 
-def _product(
-    x: torch.Tensor, w: torch.Tensor, sq: torch.Tensor | None, beta: float
-) -> torch.Tensor:
-    """``x @ w + beta * sq`` with the bias fused into the GEMM when ``w`` is shared (2-D)."""
-    if sq is None:
-        return torch.matmul(x, w)
-    if w.ndim == 2:
-        flat = torch.addmm(sq.reshape(-1, 1), x.reshape(-1, x.shape[-1]), w, beta=beta)
-        return flat.reshape(*x.shape[:-1], w.shape[-1])
-    return torch.matmul(x, w).add_(sq, alpha=beta)
+def _with_norm(x: torch.Tensor, w: torch.Tensor, coeff: float) -> torch.Tensor:
+    """``x @ w + coeff * |x|^2`` as one GEMM: ``[x, |x|^2] @ [w; coeff * 1]``.
+
+    Appending the squared norm as an extra input column folds the per-row term into the
+    product (no extra pass over the ``L x m`` result, no broadcast copy).
+    """
+    sq = torch.linalg.vecdot(x, x)[..., None]
+    row = torch.full_like(w[..., :1, :], coeff)
+    return torch.matmul(torch.cat([x, sq], dim=-1), torch.cat([w, row], dim=-2))
 
 
 def query_features(
@@ -244,20 +243,23 @@ def query_features(
 ) -> torch.Tensor:
     r"""Query features of ``scale * x`` up to a positive per-row factor (which cancels in attention).
 
-    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = W x'` (or
-    :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: the row maximum is detached, since
-    the output does not depend on it, and so is :math:`\lVert x'\rVert^2/2`, which is
-    dropped; trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu
-    :math:`\mathrm{relu}(Wx')`. Unchecked (trusted inputs in the compute dtype). The scale is
-    applied to the small projection, and the exponential maps work in place on the fresh
-    product (autograd-safe: no saved tensor is overwritten), saving full-size passes.
+    Exponential maps return :math:`\operatorname{softmax}(\ell)`, i.e.
+    :math:`\exp(\ell - \max_i \ell_i) / \sum_i \exp(\ell_i - \max_i \ell_i)` with
+    :math:`\ell = W x'` (or :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: a positive
+    per-row multiple of :math:`\varphi(x')` (the factor :math:`e^{-\lVert x'\rVert^2/2}` is
+    dropped too), so attention outputs and their gradients are those of :math:`\varphi`;
+    trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu :math:`\mathrm{relu}(Wx')`.
+    Unchecked (trusted inputs in the compute dtype). The scale is applied to the small
+    projection, not to ``x``.
     """
     wx = torch.matmul(x, _directions(name, projection, scale))
     if name == "relu":
         return torch.relu(wx)
     if name == "trigonometric":
         return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1)
-    return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
+    # exp(l - max l) / sum(exp(l - max l)): the extra per-row factor (between 1/m' and 1)
+    # cancels too, and softmax is one fused pass instead of max, subtract and exp.
+    return torch.softmax(wx, dim=-1)
 
 
 def finite_or(x: torch.Tensor, fill: float) -> torch.Tensor:
@@ -278,8 +280,7 @@ def key_exponent(
     \cdot x` and :math:`\ell = Wx'` or :math:`(Wx', -Wx')` (positive, hyperbolic); one fused
     GEMM. Rows of padded keys are ``-inf``. Unchecked.
     """
-    sq = x.square().sum(dim=-1, keepdim=True)
-    exponent = _product(x, _directions(name, projection, scale), sq, -0.5 * scale * scale)
+    exponent = _with_norm(x, _directions(name, projection, scale), -0.5 * scale * scale)
     if mask is not None:
         exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
     return exponent
