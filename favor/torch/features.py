@@ -243,11 +243,11 @@ def query_features(
 ) -> torch.Tensor:
     r"""Query features of ``scale * x`` up to a positive per-row factor (which cancels in attention).
 
-    Exponential maps return :math:`\operatorname{softmax}(\ell)`, i.e.
-    :math:`\exp(\ell - \max_i \ell_i) / \sum_i \exp(\ell_i - \max_i \ell_i)` with
-    :math:`\ell = W x'` (or :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: a positive
-    per-row multiple of :math:`\varphi(x')` (the factor :math:`e^{-\lVert x'\rVert^2/2}` is
-    dropped too), so attention outputs and their gradients are those of :math:`\varphi`;
+    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = W x'` (or
+    :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: a positive per-row multiple of
+    :math:`\varphi(x')` (the row maximum is detached and the factor
+    :math:`e^{-\lVert x'\rVert^2/2}` dropped), so attention outputs and their gradients are
+    those of :math:`\varphi`;
     trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu :math:`\mathrm{relu}(Wx')`.
     Unchecked (trusted inputs in the compute dtype). The scale is applied to the small
     projection, not to ``x``.
@@ -257,9 +257,9 @@ def query_features(
         return torch.relu(wx)
     if name == "trigonometric":
         return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1)
-    # exp(l - max l) / sum(exp(l - max l)): the extra per-row factor (between 1/m' and 1)
-    # cancels too, and softmax is one fused pass instead of max, subtract and exp.
-    return torch.softmax(wx, dim=-1)
+    # In place on the fresh product (autograd-safe: nothing saved is overwritten); on CPU
+    # this measured faster than a fused softmax, which also pays for the row sums.
+    return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
 
 
 def finite_or(x: torch.Tensor, fill: float) -> torch.Tensor:
