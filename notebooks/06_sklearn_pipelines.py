@@ -11,8 +11,8 @@
 # approximation at the same width, and it works with `GridSearchCV` like any transformer.
 # Data: the digits and breast-cancer datasets that ship with scikit-learn (no download).
 # The notebook ends with the `theory` checks U12 and V6 and asserts the practical result
-# (FavorSampler's kernel error below 0.85 times RBFSampler's at every width, and a tuned
-# pipeline above 95 % test accuracy on digits).
+# (FavorSampler's kernel error below 0.8 times RBFSampler's at every width with
+# `n_components >= n_features`, and a tuned pipeline above 95 % test accuracy on digits).
 
 # %%
 import os
@@ -38,9 +38,13 @@ FIGURES = os.environ.get("FAVOR_FIGURES")
 WIDTHS = (128, 512) if SMOKE else (64, 128, 256, 512, 1024, 2048)  # output width D
 N_SEEDS = 2 if SMOKE else 5  # random draws per width (kernel error)
 N_FIT_SEEDS = 1 if SMOKE else 3  # random draws per width (accuracy and time)
-GRID_GAMMA = (0.5, 1.0) if SMOKE else (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)  # x 1/n_features
+GRID_GAMMA = (0.125, 0.5) if SMOKE else (1 / 32, 1 / 16, 0.125, 0.25, 0.5, 1.0)  # x 1/n_features
 GRID_COMPONENTS = (64, 256) if SMOKE else (64, 128, 256, 512, 1024)  # FavorSampler n_components
 CV_FOLDS = 2 if SMOKE else 3
+DATASETS = ("digits",) if SMOKE else ("digits", "breast_cancer")  # section 3
+TIME_REPEATS = 1 if SMOKE else 3
+GAMMA_FACTOR = 0.25  # gamma = GAMMA_FACTOR / n_features outside the grid search
+ALPHA = 0.1  # ridge penalty: keeps the classifier away from interpolation when D ~ n_samples
 
 
 def finish(fig, name):
@@ -91,9 +95,9 @@ COLOURS = {
 
 # %%
 X_train, X_test, y_train, y_test = load("digits")
-gamma = 1.0 / X_train.shape[1]
+gamma = GAMMA_FACTOR / X_train.shape[1]
 model = make_pipeline(
-    FavorSampler(gamma=gamma, n_components=512, random_state=0), RidgeClassifier(alpha=1e-3)
+    FavorSampler(gamma=gamma, n_components=512, random_state=0), RidgeClassifier(alpha=ALPHA)
 )
 model.fit(X_train, y_train)
 print(
@@ -120,6 +124,9 @@ errors = {name: np.empty((len(WIDTHS), N_SEEDS)) for name in COLOURS}
 for i, width in enumerate(WIDTHS):
     for seed in range(N_SEEDS):
         for name, sampler in samplers(width, gamma, seed).items():
+            if name == "Nystroem" and width > X_train.shape[0]:
+                errors[name][i, seed] = np.nan  # Nystroem needs D <= n_samples
+                continue
             Z = sampler.fit(X_train).transform(X_test)
             errors[name][i, seed] = np.linalg.norm(Z @ Z.T - K_test) / np.linalg.norm(K_test)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
@@ -163,34 +170,44 @@ print(
 # %% [markdown]
 # ## 3. Accuracy and time on two datasets
 #
-# Test accuracy of `sampler + RidgeClassifier` (mean over draws) and the time to
-# fit the whole pipeline and predict the test set, against the output width. The dashed
-# line is the exact RBF SVC. Random features approach the exact kernel machine as $D$
-# grows; FavorSampler gets there at a smaller width.
+# Left: test accuracy of `sampler + RidgeClassifier` (mean over draws) against the output
+# width; the dashed line is the exact RBF SVC. Random features approach the exact kernel
+# machine as $D$ grows. Right: the time the sampler itself takes to fit and transform the
+# training and test sets (the part that differs between the pipelines; best of three runs,
+# so a busy machine disturbs it less). Nystroem's cost grows like $D^2$ and it needs
+# $D \le n$; the random-feature samplers are one matrix product plus element-wise work.
+
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-for row, dataset in enumerate(("digits", "breast_cancer")):
+def sampler_seconds(sampler, Xtr, Xte, repeats=TIME_REPEATS):
+    """Best time of fit(Xtr) + transform(Xtr) + transform(Xte) over ``repeats`` runs."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sampler.fit(Xtr)
+        sampler.transform(Xtr)
+        sampler.transform(Xte)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+fig, axes = plt.subplots(len(DATASETS), 2, figsize=(12, 4 * len(DATASETS)), squeeze=False)
+for row, dataset in enumerate(DATASETS):
     Xtr, Xte, ytr, yte = load(dataset)
-    g = 1.0 / Xtr.shape[1]
+    g = GAMMA_FACTOR / Xtr.shape[1]
     reference = SVC(kernel="rbf", gamma=g, C=10.0).fit(Xtr, ytr).score(Xte, yte)
     for name in COLOURS:
-        acc = np.empty((len(WIDTHS), N_FIT_SEEDS))
-        seconds = np.empty((len(WIDTHS), N_FIT_SEEDS))
+        acc = np.full((len(WIDTHS), N_FIT_SEEDS), np.nan)
+        seconds = np.full(len(WIDTHS), np.nan)
         for i, width in enumerate(WIDTHS):
+            if name == "Nystroem" and width > Xtr.shape[0]:
+                continue  # Nystroem needs D <= n_samples
             for seed in range(N_FIT_SEEDS):
-                if name == "Nystroem" and width > Xtr.shape[0]:
-                    acc[i, seed] = seconds[i, seed] = np.nan  # Nystroem needs D <= n_samples
-                    continue
-                pipe = make_pipeline(samplers(width, g, seed)[name], RidgeClassifier(alpha=1e-3))
-                start = time.perf_counter()
-                pipe.fit(Xtr, ytr)
-                acc[i, seed] = pipe.score(Xte, yte)
-                seconds[i, seed] = time.perf_counter() - start
+                pipe = make_pipeline(samplers(width, g, seed)[name], RidgeClassifier(alpha=ALPHA))
+                acc[i, seed] = pipe.fit(Xtr, ytr).score(Xte, yte)
+            seconds[i] = sampler_seconds(samplers(width, g, 0)[name], Xtr, Xte)
         axes[row, 0].plot(WIDTHS, acc.mean(1), "o-", ms=4, color=COLOURS[name], label=name)
-        axes[row, 1].plot(
-            WIDTHS, np.median(seconds, 1), "o-", ms=4, color=COLOURS[name], label=name
-        )
+        axes[row, 1].plot(WIDTHS, seconds, "o-", ms=4, color=COLOURS[name], label=name)
     axes[row, 0].axhline(
         reference, color="k", ls="--", lw=1, label=f"exact RBF SVC ({reference:.3f})"
     )
@@ -204,8 +221,8 @@ for row, dataset in enumerate(("digits", "breast_cancer")):
         xscale="log",
         yscale="log",
         xlabel="output width D",
-        ylabel="seconds (fit + predict)",
-        title=f"{dataset}: time",
+        ylabel="seconds (sampler fit + transforms)",
+        title=f"{dataset}: sampler time",
     )
     axes[row, 0].legend(fontsize=7)
     axes[row, 1].legend(fontsize=7)
@@ -229,7 +246,7 @@ for name, sampler, widths in (
     ("FavorSampler", FavorSampler(random_state=0), list(GRID_COMPONENTS)),
     ("RBFSampler", RBFSampler(random_state=0), [2 * c for c in GRID_COMPONENTS]),
 ):
-    pipe = Pipeline([("features", sampler), ("classifier", RidgeClassifier(alpha=1e-3))])
+    pipe = Pipeline([("features", sampler), ("classifier", RidgeClassifier(alpha=ALPHA))])
     search = GridSearchCV(
         pipe, {"features__gamma": gammas, "features__n_components": widths}, cv=CV_FOLDS, n_jobs=1
     )
@@ -243,7 +260,7 @@ for name, sampler, widths in (
         f"test accuracy {search.score(X_test, y_test):.3f}, search time {elapsed:.1f} s"
     )
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
 vmin = min(scores.min() for _, scores, _ in results.values())
 for ax, (name, (_, scores, _)) in zip(axes, results.items(), strict=True):
     image = ax.imshow(scores, vmin=vmin, vmax=1.0, cmap="viridis", aspect="auto")
@@ -258,7 +275,7 @@ for ax, (name, (_, scores, _)) in zip(axes, results.items(), strict=True):
             color="w" if value < 0.95 else "k",
         )
     ax.set_xticks(range(len(GRID_COMPONENTS)), [str(2 * c) for c in GRID_COMPONENTS])
-    ax.set_yticks(range(len(gammas)), [f"{f:g}/d" for f in GRID_GAMMA])
+    ax.set_yticks(range(len(gammas)), [f"{f:.3g}/d" for f in GRID_GAMMA])
     ax.set(
         xlabel="output width D",
         ylabel="gamma",
@@ -278,10 +295,11 @@ checks = [run_claim("U12"), run_claim("V6")]
 for result in checks:
     print(result)
 assert all(result.passed for result in checks)
+full_block = np.array(WIDTHS) // 2 >= n_features  # n_components >= d: whole orthogonal blocks
 best_test = results["FavorSampler"][0].score(X_test, y_test)
 print(
-    f"FavorSampler/RBFSampler kernel error ratio <= {ratio.max():.3f} at every width; "
+    f"FavorSampler/RBFSampler kernel error ratio: max {ratio[full_block].max():.3f} for n_components >= d; "
     f"tuned FavorSampler pipeline test accuracy {best_test:.3f}"
 )
-assert np.all(ratio < 0.85), ratio
+assert np.all(ratio[full_block] < 0.8), ratio
 assert best_test > 0.95, best_test

@@ -50,7 +50,7 @@ def _params() -> list:
 
 
 def test_notebooks_exist() -> None:
-    assert len(NOTEBOOKS) >= 1, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 7, [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.slow
