@@ -267,7 +267,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Attributes
     ----------
-    projection_ : ndarray of shape (n_components, n_features_in_)
+    projection_ : ndarray of shape (n_components, ``n_features_in_``)
         The projection rows :math:`\omega_i` (each marginally :math:`\mathcal N(0, I)`),
         before the :math:`\sqrt{2\gamma}` or :math:`\sqrt\gamma` input scaling, in the
         dtype of the training data (float32 or float64).
@@ -276,9 +276,9 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     features_ : str
         The feature map used (resolves ``features="auto"``).
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit`. Defined only when ``X``
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+        Names of features seen during :meth:`fit`. Defined only when ``X``
         has feature names that are all strings.
 
     See Also

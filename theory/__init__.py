@@ -45,10 +45,10 @@ V4    relu iid MSE = derived arc-cosine variance                  THEORY 5 [K1-v
 V5    positive orthogonal MSE = exact pair-covariance quadrature  THEORY 3.2 [C1-mse]                   variance.check_mse                                     QR w/o sign fix
 V6    trig orthogonal MSE (Gaussian) = exact quadrature           THEORY 3.2-3.3 [C5-var]               variance.check_mse                                     fixed norms
 P1    where SM is small, MSE+ / MSEtrig is tiny, = Lemma 2 ratio  Performers Lemma 2, Sec. 3            variance.check_positive_beats_trigonometric            positive x 1.05
-P2    MSE_hyp(m) = (1-e^{-|z|^2})/2 MSE_+(m) < MSE_+(2m)          Performers Lemma 2 [B-hyp<pos2m]      variance.check_hyperbolic_vs_positive                  hyperbolic x 1.05
+P2    MSE_hyp(m) = (1-e^{-\|z\|^2})/2 MSE_+(m) < MSE_+(2m)        Performers Lemma 2 [B-hyp<pos2m]      variance.check_hyperbolic_vs_positive                  hyperbolic x 1.05
 O1    one orthogonal block: MSE <= Theorem 2 bound < iid MSE      Performers Theorem 2, Eq. 10          orthogonality.check_theorem2                           iid rows; features x 1.05
-O2    Theorem 2 pair form holds exactly on a (d, |z|) grid        Performers Thm 2/6; THEORY 3.2 [C2]   orthogonality.check_theorem2_exact                     directions at cosine 0.3
-O3    fixed sqrt(d)-norm rows estimate SMREG, not SM              Performers Thm 1; THEORY 2.5          orthogonality.check_fixed_norms_estimate_smreg     chi norms
+O2    Theorem 2 pair form holds exactly on a (d, \|z\|) grid      Performers Thm 2/6; THEORY 3.2 [C2]   orthogonality.check_theorem2_exact                     directions at cosine 0.3
+O3    fixed sqrt(d)-norm rows estimate SMREG, not SM              Performers Thm 1; THEORY 2.5          orthogonality.check_fixed_norms_estimate_smreg         chi norms
 C1    sup error over a point set decays like m^{-1/2}             Performers Thm 4; THEORY 4.2 [L1]     uniform_convergence.check_sup_error_rate               fixed norms; features x 1.05
 C2    P[sup error >= delta] <= Rahimi-Recht bound (evaluated)     Rahimi & Recht 2007 (from memory)     uniform_convergence.check_failure_frequency            fixed norms
 A1    normalised attention MSE = first-order delta-method term    Performers Eq. 4; THEORY 1.3          attention_error.check_attention_mse                    fixed norms

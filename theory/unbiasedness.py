@@ -98,7 +98,7 @@ def check_unbiased(
     Returns
     -------
     ClaimCheck
-        Worst ratio mean/kernel over the pairs, with the max-|z| decision.
+        Worst ratio mean/kernel over the pairs, with the max-:math:`|z|` decision.
     """
     if kernel is None:
         kernel = "arccos" if feature_map == "relu" else "softmax"
