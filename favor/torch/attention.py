@@ -151,13 +151,25 @@ def _bidirectional(
     :math:`\psi(q) S` normalised by its last column. The shift cancels exactly.
     """
     u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+    # Without autograd, one feature buffer serves every key and query block: a fresh
+    # L x m buffer costs more in page faults on CPU than the GEMM that fills it.
+    reuse = not torch.is_grad_enabled() or not any(t.requires_grad for t in (q, k, v, projection))
+    spare: torch.Tensor | None = None
+
+    def buffer_for(x: torch.Tensor, width: int) -> torch.Tensor | None:
+        if not reuse or spare is None or features not in EXPONENTIAL:
+            return None
+        return spare if spare.shape == (*x.shape[:-1], width) else None
+
+    width = projection.shape[-2] * (2 if features == "hyperbolic" else 1)
     state, top = None, None
     for start in range(0, k.shape[-2], block):
         rows = slice(start, start + block)
         k_blk = k[..., rows, :]
         m_blk = None if mask is None else mask[..., rows]
         if features in EXPONENTIAL:
-            exponent = key_exponent(features, k_blk, projection, m_blk, scale)
+            out = buffer_for(k_blk, width)
+            exponent = key_exponent(features, k_blk, projection, m_blk, scale, out)
             block_top = exponent.detach().amax(dim=(-2, -1))
         else:
             psi, log_scale = key_features(features, k_blk, projection, m_blk, scale)
@@ -173,9 +185,11 @@ def _bidirectional(
         else:
             state = state * torch.exp(top - new_top)[..., None, None] + part
         top = new_top
+        spare = kf if reuse else None
     outs = []
     for start in range(0, q.shape[-2], block):
-        qf = query_features(features, q[..., start : start + block, :], projection, scale)
+        q_blk = q[..., start : start + block, :]
+        qf = query_features(features, q_blk, projection, scale, buffer_for(q_blk, width))
         y = torch.matmul(qf, state)
         outs.append(normalise(y[..., :-1], y[..., -1:]))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 FEATURE_MAP_NAMES = ("positive", "hyperbolic", "trigonometric", "relu")
+EXPONENTIAL = ("positive", "hyperbolic")
 _KERNELS = {
     "positive": ("softmax", "gaussian"),
     "hyperbolic": ("softmax", "gaussian"),
@@ -217,9 +218,6 @@ def random_features(
 # ----------------------------------------------------------------- split form for attention
 
 
-EXPONENTIAL = ("positive", "hyperbolic")
-
-
 def _directions(name: str, projection: torch.Tensor, scale: float) -> torch.Tensor:
     """``scale * W^T`` (``(d, m)`` or ``(H, d, m)``); hyperbolic stacks ``(W, -W)`` so one
     product gives both halves."""
@@ -227,7 +225,9 @@ def _directions(name: str, projection: torch.Tensor, scale: float) -> torch.Tens
     return torch.cat([w, -w], dim=-1) if name == "hyperbolic" else w
 
 
-def _with_norm(x: torch.Tensor, w: torch.Tensor, coeff: float) -> torch.Tensor:
+def _with_norm(
+    x: torch.Tensor, w: torch.Tensor, coeff: float, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``x @ w + coeff * |x|^2`` as one GEMM: ``[x, |x|^2] @ [w; coeff * 1]``.
 
     Appending the squared norm as an extra input column folds the per-row term into the
@@ -235,11 +235,16 @@ def _with_norm(x: torch.Tensor, w: torch.Tensor, coeff: float) -> torch.Tensor:
     """
     sq = torch.linalg.vecdot(x, x)[..., None]
     row = torch.full_like(w[..., :1, :], coeff)
-    return torch.matmul(torch.cat([x, sq], dim=-1), torch.cat([w, row], dim=-2))
+    operands = (torch.cat([x, sq], dim=-1), torch.cat([w, row], dim=-2))
+    return torch.matmul(*operands) if out is None else torch.matmul(*operands, out=out)
 
 
 def query_features(
-    name: str, x: torch.Tensor, projection: torch.Tensor, scale: float = 1.0
+    name: str,
+    x: torch.Tensor,
+    projection: torch.Tensor,
+    scale: float = 1.0,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Query features of ``scale * x`` up to a positive per-row factor (which cancels in attention).
 
@@ -250,9 +255,15 @@ def query_features(
     those of :math:`\varphi`;
     trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu :math:`\mathrm{relu}(Wx')`.
     Unchecked (trusted inputs in the compute dtype). The scale is applied to the small
-    projection, not to ``x``.
+    projection, not to ``x``. ``out`` (no autograd) receives the product of an exponential
+    map, so a caller can reuse a buffer instead of faulting in fresh pages.
     """
-    wx = torch.matmul(x, _directions(name, projection, scale))
+    w = _directions(name, projection, scale)
+    wx = (
+        torch.matmul(x, w)
+        if out is None or name not in EXPONENTIAL
+        else torch.matmul(x, w, out=out)
+    )
     if name == "relu":
         return torch.relu(wx)
     if name == "trigonometric":
@@ -273,14 +284,16 @@ def key_exponent(
     projection: torch.Tensor,
     mask: torch.Tensor | None,
     scale: float = 1.0,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""The exponent :math:`\ell - \lVert x'\rVert^2/2` of an exponential map, per key.
 
     :math:`\varphi(x') = c \exp(\ell - \lVert x'\rVert^2/2)` with :math:`x' = \text{scale}
     \cdot x` and :math:`\ell = Wx'` or :math:`(Wx', -Wx')` (positive, hyperbolic); one fused
-    GEMM. Rows of padded keys are ``-inf``. Unchecked.
+    GEMM (into ``out`` when given; no autograd then). Rows of padded keys are ``-inf``.
+    Unchecked.
     """
-    exponent = _with_norm(x, _directions(name, projection, scale), -0.5 * scale * scale)
+    exponent = _with_norm(x, _directions(name, projection, scale), -0.5 * scale * scale, out)
     if mask is not None:
         exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
     return exponent
