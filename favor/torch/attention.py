@@ -126,8 +126,9 @@ def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) 
     On CPU, about 2**22 feature entries (16 MiB in float32) per block. Measured at
     L = 4096, 8 heads, m = 256 on the shared 2-core machine: smaller blocks are faster
     on one thread (fresh buffers above glibc's mmap threshold cost page faults on every
-    call), larger ones on two busy threads (each op pays a thread-pool round trip);
-    this size is within 15% of the best in both settings. The whole sequence on
+    call), larger ones on two busy threads (each op pays a thread-pool round trip).
+    This size was within 15% of the best block on one thread and 1.4x the one-block time
+    on two busy threads (and bounds the working set at long L). The whole sequence on
     accelerators.
     """
     if device.type != "cpu":
