@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="L in {256, 1024}, fewer repeats")
     parser.add_argument("--max-L", type=int, default=None, help="skip lengths above this")
+    parser.add_argument(
+        "--lengths", type=int, nargs="+", default=None, help="run exactly these lengths"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per case")
     parser.add_argument("--max-sdpa-L", type=int, default=16384)
     parser.add_argument("--max-performer-causal-L", type=int, default=4096)
@@ -298,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(memory_case(args.memory_case, args.L)))
         return 0
     lengths = QUICK_LENGTHS if args.quick else FULL_LENGTHS
+    if args.lengths:
+        lengths = sorted(args.lengths)
     if args.max_L is not None:
         lengths = [n for n in lengths if n <= args.max_L]
     args.max_L = max(lengths)
