@@ -246,8 +246,11 @@ def favor_attention(
     :math:`\exp(q_i^T k_j / \sqrt d)` (Performers Lemma 1) and the output is "nearly
     unbiased" (a ratio of unbiased sums; THEORY 1.3). The error grows like
     :math:`\exp(\lVert s(q + k)\rVert^2)` (Lemma 2): see :func:`estimate_attention_error`.
-    Runs in Numba-compiled scans, parallel over (batch..., head) groups, with BLAS for the
-    products; the first call compiles (cached on disk afterwards).
+    Runs in Numba-compiled scans, parallel over (batch..., head) groups, with
+    single-threaded BLAS for the chunk products inside each thread (so a single group
+    uses one core); the Numba thread count is capped by the BLAS thread count in force
+    (a ``threadpoolctl`` limit therefore caps this function too). The first call
+    compiles (cached on disk afterwards).
 
     Examples
     --------
