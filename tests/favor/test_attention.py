@@ -383,3 +383,27 @@ def test_torch_tensors_dispatch_to_the_torch_backend(causal, rng):
     np.testing.assert_allclose(
         out.numpy(), favor_attention(q, k, v, projection=w, causal=causal), rtol=0, atol=1e-10
     )
+
+
+def test_blas_and_numba_threads_are_controlled_together(rng, monkeypatch):
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from favor._jit import attention as jit
+
+    seen = {}
+
+    def spy(*args):
+        seen["blas"] = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        seen["numba"] = numba.get_num_threads()
+
+    monkeypatch.setattr(jit, "bidirectional_attention", spy)
+    q, k, v = _inputs(rng)
+    before = numba.get_num_threads()
+    favor_attention(q, k, v, random_state=0)
+    assert seen["blas"] == {1}  # each Numba thread calls single-threaded BLAS
+    assert 1 <= seen["numba"] <= min(before, 6)  # 6 (batch, head) groups
+    assert numba.get_num_threads() == before
+    with threadpool_limits(limits=1, user_api="blas"):
+        favor_attention(q, k, v, random_state=0)
+    assert seen["numba"] == 1  # a user's BLAS limit caps the Numba threads too
