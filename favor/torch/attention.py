@@ -123,17 +123,17 @@ def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) -> int:
     """Rows per block of the bidirectional path.
 
-    On CPU, about 2**22 feature entries (16 MiB in float32) per block. Measured at
-    L = 4096, 8 heads, m = 256 on the shared 2-core machine: smaller blocks are faster
-    on one thread (fresh buffers above glibc's mmap threshold cost page faults on every
-    call), larger ones on two busy threads (each op pays a thread-pool round trip).
-    This size was within 15% of the best block on one thread and 1.4x the one-block time
-    on two busy threads (and bounds the working set at long L). The whole sequence on
-    accelerators.
+    On CPU, about 2**24 feature entries (64 MiB in float32) per block; the whole sequence
+    on accelerators. Measured at L = 4096, 8 heads, m = 256 on the shared 2-core machine
+    (one block of 2**23 entries against blocks of 2**21): one block was 1.4x faster with
+    two threads on the busy machine, where every op pays a thread-pool round trip, and
+    1.5x slower with one thread, where fresh buffers above glibc's mmap threshold cost
+    page faults on every call. The cap bounds the working set at long L; without
+    autograd one buffer is reused by all blocks.
     """
     if device.type != "cpu":
         return 1 << 62
-    return max(256, (1 << 22) // max(1, math.prod(lead) * width))
+    return max(256, (1 << 24) // max(1, math.prod(lead) * width))
 
 
 def _bidirectional(
@@ -279,7 +279,7 @@ def favor_attention(
         One projection per head, the head axis being ``queries.shape[-3]``.
     chunk_size : int, optional
         Rows per chunk: the causal chunk length (default 128) or the
-        bidirectional block length (default about 2**22 feature entries per block on CPU,
+        bidirectional block length (default about 2**24 feature entries per block on CPU,
         the whole sequence on GPU); changes speed and memory, not the result beyond
         rounding.
 
