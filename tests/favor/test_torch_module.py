@@ -256,6 +256,10 @@ def test_bad_call_arguments():
 
 
 @pytest.mark.slow
+# torch's own internals warn here: importing inductor (torch.jit.script_method), and dynamo
+# instantiating autograd.Function classes while tracing (our code only calls .apply).
+@pytest.mark.filterwarnings("ignore:.torch.jit.script_method. is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
 @pytest.mark.parametrize("causal", [False, True])
 def test_torch_compile_matches_eager(causal):
     layer = FavorAttention(16, 2, n_components=8, causal=causal, random_state=0)
