@@ -16,8 +16,10 @@ import numpy as np
 __all__ = [
     "as_generator",
     "check_attention_inputs",
+    "check_attention_shapes",
     "check_choice",
     "check_float_array",
+    "check_mask_shape",
     "check_positive_int",
     "check_projection",
 ]
@@ -102,9 +104,7 @@ def check_float_array(
     """
     arr = np.asarray(x)
     if arr.dtype not in (np.float32, np.float64):
-        raise ValueError(
-            f"{name} must be a float32 or float64 array, got dtype {arr.dtype}"
-        )
+        raise ValueError(f"{name} must be a float32 or float64 array, got dtype {arr.dtype}")
     if arr.ndim < min_ndim:
         raise ValueError(
             f"{name} must have at least {min_ndim} dimension(s), got shape {arr.shape}"
@@ -149,29 +149,9 @@ def check_attention_inputs(
     v = check_float_array("values", values, min_ndim=2)
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(
-            "queries, keys and values must share one dtype, got "
-            f"{q.dtype}, {k.dtype} and {v.dtype}"
+            f"queries, keys and values must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}"
         )
-    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ValueError(
-            "queries, keys and values must have the same leading (batch/head) axes, got "
-            f"shapes {q.shape}, {k.shape} and {v.shape}"
-        )
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys must have the same last axis d, got {q.shape[-1]} and "
-            f"{k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"keys and values must have the same length L_k, got {k.shape[-2]} and "
-            f"{v.shape[-2]}"
-        )
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(
-            "causal attention needs queries and keys of the same length, got "
-            f"L_q={q.shape[-2]} and L_k={k.shape[-2]}"
-        )
+    check_attention_shapes(q.shape, k.shape, v.shape, causal=causal)
     mask = None
     if key_padding_mask is not None:
         mask = np.asarray(key_padding_mask)
@@ -180,15 +160,59 @@ def check_attention_inputs(
                 f"key_padding_mask must be a boolean array (True marks a padded key), got "
                 f"dtype {mask.dtype}"
             )
-        lead = k.shape[:-2]
-        if (
-            mask.ndim != len(lead) + 1
-            or mask.shape[-1] != k.shape[-2]
-            or any(m not in (1, n) for m, n in zip(mask.shape[:-1], lead, strict=True))
-        ):
-            raise ValueError(
-                f"key_padding_mask must have shape {(*lead, k.shape[-2])} (leading axes may "
-                f"be 1 to broadcast), got {mask.shape}; for (batch, heads, L, d) inputs "
-                "pass a (batch, L_k) mask as mask[:, None, :]"
-            )
+        check_mask_shape(mask.shape, k.shape[:-2], k.shape[-2])
     return q, k, v, mask
+
+
+def check_attention_shapes(
+    q_shape: tuple[int, ...],
+    k_shape: tuple[int, ...],
+    v_shape: tuple[int, ...],
+    *,
+    causal: bool,
+) -> None:
+    """Check the shape rules of attention inputs, for any array library.
+
+    Queries ``(..., L_q, d)``, keys ``(..., L_k, d)``, values ``(..., L_k, d_v)`` with
+    identical leading (batch/head) axes; ``causal`` needs ``L_q == L_k``. Shared by the
+    NumPy engine and :mod:`favor.torch`, so both raise the same messages.
+    """
+    q_shape, k_shape, v_shape = tuple(q_shape), tuple(k_shape), tuple(v_shape)
+    if q_shape[:-2] != k_shape[:-2] or k_shape[:-2] != v_shape[:-2]:
+        raise ValueError(
+            "queries, keys and values must have the same leading (batch/head) axes, got "
+            f"shapes {q_shape}, {k_shape} and {v_shape}"
+        )
+    if q_shape[-1] != k_shape[-1]:
+        raise ValueError(
+            f"queries and keys must have the same last axis d, got {q_shape[-1]} and {k_shape[-1]}"
+        )
+    if k_shape[-2] != v_shape[-2]:
+        raise ValueError(
+            f"keys and values must have the same length L_k, got {k_shape[-2]} and {v_shape[-2]}"
+        )
+    if causal and q_shape[-2] != k_shape[-2]:
+        raise ValueError(
+            "causal attention needs queries and keys of the same length, got "
+            f"L_q={q_shape[-2]} and L_k={k_shape[-2]}"
+        )
+
+
+def check_mask_shape(mask_shape: tuple[int, ...], lead: tuple[int, ...], n_keys: int) -> None:
+    """Check that a key padding mask has shape ``(*lead, n_keys)``, leading axes equal or 1.
+
+    The mask must have the inputs' number of leading axes: NumPy's and torch's
+    right-aligned broadcasting would otherwise silently pair a ``(batch, L_k)`` mask's
+    batch axis with the heads axis of ``(batch, heads, L, d)`` inputs.
+    """
+    mask_shape, lead = tuple(mask_shape), tuple(lead)
+    if (
+        len(mask_shape) != len(lead) + 1
+        or mask_shape[-1] != n_keys
+        or any(m not in (1, n) for m, n in zip(mask_shape[:-1], lead, strict=True))
+    ):
+        raise ValueError(
+            f"key_padding_mask must have shape {(*lead, n_keys)} (leading axes may "
+            f"be 1 to broadcast), got {mask_shape}; for (batch, heads, L, d) inputs "
+            "pass a (batch, L_k) mask as mask[:, None, :]"
+        )

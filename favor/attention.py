@@ -75,6 +75,29 @@ def _check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_projection_shape(
+    shape: tuple[int, ...], n_features: int, n_heads: int | None, n_components: Any
+) -> None:
+    """Check a prebuilt projection's shape, ``(m, d)`` or ``(n_heads, m, d)``, and ``n_components``.
+
+    Shared by the NumPy engine, :mod:`favor.decoding` and :mod:`favor.torch`.
+    """
+    shape = tuple(shape)
+    expected = (n_features,) if n_heads is None else (n_heads, n_features)
+    if len(shape) != len(expected) + 1 or (*shape[:-2], shape[-1]) != expected:
+        want = "(n_components, d)" if n_heads is None else "(n_heads, n_components, d)"
+        raise ValueError(
+            f"projection must have shape {want} with d={n_features}"
+            + ("" if n_heads is None else f" and n_heads={n_heads}")
+            + f", got shape {shape}"
+        )
+    if n_components is not None and check_positive_int("n_components", n_components) != shape[-2]:
+        raise ValueError(
+            f"n_components must be None or equal to the projection's row count "
+            f"{shape[-2]}, got {n_components}"
+        )
+
+
 def resolve_projection(
     projection: Any,
     n_components: Any,
@@ -106,19 +129,7 @@ def resolve_projection(
         )
         return drawn if per_head else drawn[None]
     w = check_float_array("projection", projection, min_ndim=2)
-    expected = (n_heads, "n_components", n_features) if per_head else ("n_components", n_features)
-    if w.ndim != len(expected) or w.shape[-1] != n_features or (per_head and w.shape[0] != n_heads):
-        raise ValueError(
-            f"projection must have shape {expected} (per_head={per_head}) to match the "
-            f"inputs, got shape {w.shape}"
-        )
-    if n_components is not None:
-        m = check_positive_int("n_components", n_components)
-        if m != w.shape[-2]:
-            raise ValueError(
-                f"n_components must be None or equal to the projection's {w.shape[-2]} "
-                f"rows, got {m}"
-            )
+    check_projection_shape(w.shape, n_features, n_heads if per_head else None, n_components)
     w = w.astype(np.float64, copy=False)
     return w if per_head else w[None]
 

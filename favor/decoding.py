@@ -28,12 +28,10 @@ from typing import Any
 import numpy as np
 
 from favor._validation import check_choice, check_float_array, check_positive_int
-from favor.attention import resolve_projection
+from favor.attention import _KIND_CODES, resolve_projection
 from favor.features import FEATURE_MAPS
 
 __all__ = ["DecodingState", "decode_step", "init_decoding_state"]
-
-_KIND_CODES = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
 
 
 @dataclass(frozen=True)

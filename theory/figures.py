@@ -40,6 +40,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` and close it."""
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def _mc_mse(est: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = (est - target) ** 2
     return e.mean(0), _Z95 * e.std(0, ddof=1) / np.sqrt(e.shape[0])
@@ -106,11 +115,7 @@ def figure_mse_vs_kernel(path: str | Path, *, n_trials: int = 4000, seed: int = 
     ax.set_ylabel(f"MSE (m = {m}, iid, d = {d})")
     ax.set_title("Positive features win where the kernel is small")
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def figure_orthogonal_vs_iid(path: str | Path, *, n_trials: int = 4000, seed: int = 21) -> Path:
@@ -174,11 +179,7 @@ def figure_orthogonal_vs_iid(path: str | Path, *, n_trials: int = 4000, seed: in
     ax.set_ylabel("MSE of positive features")
     ax.set_title(f"Orthogonal vs iid projections (d = {d}, |x+y|^2 = 1)")
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def figure_attention_error(
@@ -239,11 +240,7 @@ def figure_attention_error(
     ax.set_ylabel("E ||row of P_hat - P||^2 (mean over rows)")
     ax.set_title("FAVOR+ normalised attention error (positive, iid)")
     ax.legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def write_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:

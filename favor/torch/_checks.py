@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from favor._validation import check_positive_int
+from favor._validation import check_attention_shapes, check_mask_shape, check_positive_int
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -88,17 +88,7 @@ def check_key_padding_mask(
             "key_padding_mask must be a boolean tensor (True marks a padded key), got "
             f"dtype {mask.dtype}"
         )
-    shape = tuple(mask.shape)
-    if (
-        mask.ndim != len(lead) + 1
-        or shape[-1] != n_keys
-        or any(m not in (1, n) for m, n in zip(shape[:-1], lead, strict=True))
-    ):
-        raise ValueError(
-            f"key_padding_mask must have shape {(*lead, n_keys)} (leading axes may be 1 to "
-            f"broadcast), got {shape}; for (batch, heads, L, d) inputs pass a (batch, L_k) "
-            "mask as mask[:, None, :]"
-        )
+    check_mask_shape(tuple(mask.shape), lead, n_keys)
     return mask.to(device)
 
 
@@ -123,24 +113,7 @@ def check_attention_tensors(
             "queries, keys and values must be on one device, got "
             f"{q.device}, {k.device} and {v.device}"
         )
-    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ValueError(
-            "queries, keys and values must have the same leading (batch/head) axes, got shapes "
-            f"{tuple(q.shape)}, {tuple(k.shape)} and {tuple(v.shape)}"
-        )
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"queries and keys must have the same last axis d, got {q.shape[-1]} and {k.shape[-1]}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"keys and values must have the same length L_k, got {k.shape[-2]} and {v.shape[-2]}"
-        )
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(
-            "causal attention needs queries and keys of the same length, got "
-            f"L_q={q.shape[-2]} and L_k={k.shape[-2]}"
-        )
+    check_attention_shapes(tuple(q.shape), tuple(k.shape), tuple(v.shape), causal=causal)
     mask = check_key_padding_mask(key_padding_mask, tuple(k.shape[:-2]), k.shape[-2], k.device)
     return q, k, v, mask
 

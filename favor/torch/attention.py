@@ -26,16 +26,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from favor._validation import (
-    as_generator,
     check_choice,
-    check_float_array,
-    check_positive_int,
 )
-from favor.sampling import draw_projection
+from favor.attention import check_projection_shape
+from favor.attention import resolve_projection as numpy_resolve_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import (
     check_attention_tensors,
@@ -53,8 +50,6 @@ from favor.torch.features import (
 )
 
 __all__ = ["favor_attention", "resolve_projection", "softmax_attention"]
-
-DEFAULT_N_COMPONENTS = 256
 
 
 def resolve_projection(
@@ -74,35 +69,20 @@ def resolve_projection(
     ``draw_projection(name, m, d, rng=as_generator(random_state), n_heads=n_heads)`` on the
     host in float64 (the NumPy engine's recipe), then casts and moves.
     """
-    if projection is None or isinstance(projection, str):
-        name = "orthogonal" if projection is None else projection
-        check_choice("projection", name, ("orthogonal", "iid"))
-        m = (
-            DEFAULT_N_COMPONENTS
-            if n_components is None
-            else check_positive_int("n_components", n_components)
-        )
-        rng = as_generator(random_state, "random_state")
-        drawn = draw_projection(name, m, n_features, rng=rng, n_heads=n_heads)
-        return torch.as_tensor(drawn, dtype=dtype, device=device)
     if isinstance(projection, torch.Tensor):
         w = check_float_tensor("projection", projection, min_ndim=2)
-    else:
-        w = torch.from_numpy(np.ascontiguousarray(check_float_array("projection", projection)))
-    expected = (n_features,) if n_heads is None else (n_heads, n_features)
-    if w.ndim != len(expected) + 1 or (*w.shape[:-2], w.shape[-1]) != expected:
-        want = "(n_components, d)" if n_heads is None else "(n_heads, n_components, d)"
-        raise ValueError(
-            f"projection must have shape {want} with d={n_features}"
-            + ("" if n_heads is None else f" and n_heads={n_heads}")
-            + f", got shape {tuple(w.shape)}"
-        )
-    if n_components is not None and check_positive_int("n_components", n_components) != w.shape[-2]:
-        raise ValueError(
-            f"n_components must be None or equal to the projection's row count "
-            f"{w.shape[-2]}, got {n_components}"
-        )
-    return w.to(device=device, dtype=dtype)
+        check_projection_shape(tuple(w.shape), n_features, n_heads, n_components)
+        return w.to(device=device, dtype=dtype)
+    # Names and NumPy arrays: the NumPy engine's resolution (host draw in float64).
+    w = numpy_resolve_projection(
+        projection,
+        n_components,
+        n_features,
+        random_state=random_state,
+        per_head=n_heads is not None,
+        n_heads=n_heads,
+    )
+    return torch.as_tensor(w if n_heads is not None else w[0], dtype=dtype, device=device)
 
 
 def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:

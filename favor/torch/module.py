@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from favor._validation import as_generator, check_choice, check_positive_int
+from favor.attention import DEFAULT_N_COMPONENTS
 from favor.sampling import draw_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import (
@@ -39,7 +40,7 @@ from favor.torch._checks import (
     check_key_padding_mask,
     compute_dtype,
 )
-from favor.torch.attention import DEFAULT_N_COMPONENTS, favor_core, normalise
+from favor.torch.attention import favor_core, normalise
 from favor.torch.features import FEATURE_MAP_NAMES, key_features, query_features
 
 __all__ = ["DecodingState", "FavorAttention"]
