@@ -1,6 +1,6 @@
 """Timing helpers shared by the benchmarks: medians, stall probes, peak memory.
 
-This machine is shared and noisy (research/performance-anchors.md section 1): every case
+Shared machines are noisy: every case
 is timed several times and summarised as median (min - max, n); a tiny multithreaded
 probe runs before and after each case, and a case whose probe shows the occasional
 "every parallel op takes 8 ms longer" stall is rerun. Peak memory is read in a fresh

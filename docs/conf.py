@@ -57,7 +57,7 @@ add_module_names = False
 if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a CI dependency
     autodoc_mock_imports = ["torch"]
 
-# numpydoc: our docstrings follow STYLE 4.7; members are listed by the autosummary
+# numpydoc: members are listed by the autosummary
 # templates, not by numpydoc (avoids duplicate, unresolvable member tables).
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

@@ -1,7 +1,7 @@
 r"""FAVOR+ linear attention: the random-feature approximation of softmax attention.
 
 With a feature map :math:`\varphi` (:mod:`favor.features`) applied to the scaled inputs
-:math:`s q_i, s k_j`, :math:`s = d^{-1/4}` (THEORY 1.2), the estimator is
+:math:`s q_i, s k_j`, :math:`s = d^{-1/4}` (formulas §1.2), the estimator is
 
 .. math::
     \hat o_i = \frac{\sum_j \varphi(s q_i)^T \varphi(s k_j)\, v_j}
@@ -9,11 +9,11 @@ With a feature map :math:`\varphi` (:mod:`favor.features`) applied to the scaled
              = \hat D^{-1} \hat A V,
 
 with :math:`j \le i` when causal and padded keys removed from both sums (Performers
-Sec. 2.2, Eq. 4; App. B, Alg. 1; THEORY 1.3). It costs :math:`O(L m (d + d_v))` time
-instead of :math:`O(L^2 d)`, evaluated as :math:`\varphi(Q)(\varphi(K)^T V)` (THEORY [A1]);
-causal attention uses prefix sums (THEORY [A2]) in a chunked scan.
+Sec. 2.2, Eq. 4; App. B, Alg. 1; formulas §1.3). It costs :math:`O(L m (d + d_v))` time
+instead of :math:`O(L^2 d)`, evaluated as :math:`\varphi(Q)(\varphi(K)^T V)` (formulas §1.3);
+causal attention uses prefix sums (formulas §1.3) in a chunked scan.
 
-Numerics (DESIGN 3). Multiplying a query's features by any positive constant leaves
+Numerics. Multiplying a query's features by any positive constant leaves
 :math:`\hat o_i` unchanged, and so does multiplying all keys' features by one constant:
 the engine uses both freedoms as stabilisers, *exactly* cancelling, with no epsilon.
 
@@ -28,7 +28,7 @@ the engine uses both freedoms as stabilisers, *exactly* cancelling, with no epsi
   :math:`t` therefore never depends on a later key, not even in its last bit.
 * An exactly zero normaliser (no visible key) gives a zero output row.
 
-Variance regime (THEORY 2.4; Performers Lemma 2). The positive estimator of one kernel
+Variance regime (formulas §2.4; Performers Lemma 2). The positive estimator of one kernel
 entry has relative MSE :math:`(e^{\lVert z\rVert^2} - 1)/m` with :math:`z = s(q + k)`: it
 grows exponentially in the squared norms. Attention with :math:`\lVert q\rVert,
 \lVert k\rVert \approx \sqrt d` (N(0, I) inputs, logits of unit scale) is already deep in
@@ -255,7 +255,7 @@ def favor_attention(
     normalised (module docstring); the stabilisers cancel exactly and there is no
     epsilon, so with ``"positive"`` every entry of :math:`\hat A` is unbiased for
     :math:`\exp(q_i^T k_j / \sqrt d)` (Performers Lemma 1) and the output is "nearly
-    unbiased" (a ratio of unbiased sums; THEORY 1.3). The error grows like
+    unbiased" (a ratio of unbiased sums; formulas §1.3). The error grows like
     :math:`\exp(\lVert s(q + k)\rVert^2)` (Lemma 2): see :func:`estimate_attention_error`.
     Runs in Numba-compiled scans, parallel over (batch..., head) groups, with
     single-threaded BLAS for the chunk products inside each thread (so a single group
@@ -312,7 +312,7 @@ def favor_attention(
     scale = d**-0.25
     # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
     # (W s x = (s W) x), so the inputs are never copied, and s^2/2 multiplies the squared
-    # key norms of the exponential maps (THEORY 1.2).
+    # key norms of the exponential maps (formulas §1.2).
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     qg, kg, vg = _flatten_groups(q), _flatten_groups(k), _flatten_groups(v)
     n_groups = qg.shape[0]
@@ -375,7 +375,7 @@ def estimate_attention_error(
 
     (From :math:`\mathrm{Cov}(e^{\omega^T a}, e^{\omega^T b}) = e^{(\lVert a\rVert^2 +
     \lVert b\rVert^2)/2}(e^{a^T b} - 1)` for :math:`\omega \sim \mathcal N(0, I)`, and the
-    cosh/cos analogues; the diagonal terms are Lemma 2's MSEs, THEORY 2.4.) The output
+    cosh/cos analogues; the diagonal terms are Lemma 2's MSEs, formulas §2.4.) The output
     error :math:`\hat o_i - o_i \approx \sum_j (\hat A_{ij} - A_{ij})(v_j - o_i)/D_i` has
     the same kernel, so this value gives the order of magnitude of the output's relative
     error, not a bound on it (in notebook 05 the measured output error is up to about

@@ -2,7 +2,7 @@ r"""Incremental (token-by-token) causal FAVOR+ decoding with a constant-size sta
 
 Causal FAVOR+ attention at position :math:`t` only needs the prefix sums
 :math:`S_t = \sum_{j \le t} \varphi(k_j) v_j^T` (:math:`m \times d_v`) and
-:math:`z_t = \sum_{j \le t} \varphi(k_j)` (THEORY 1.3, [A2]):
+:math:`z_t = \sum_{j \le t} \varphi(k_j)` (formulas §1.3, [A2]):
 
 .. math::
     \hat o_t = \frac{\varphi(q_t)^T S_t}{\varphi(q_t)^T z_t}.

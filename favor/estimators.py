@@ -18,8 +18,8 @@ Both are reduced to the unit-scale kernels of :mod:`favor.features` by rescaling
 inputs: with :math:`x' = \sqrt{2\gamma}\, x` the Gaussian kernel is
 :math:`K_{gauss}(x', y') = \exp(-\lVert x' - y'\rVert^2 / 2)`, and with
 :math:`x' = \sqrt{\gamma}\, x` the softmax kernel is :math:`\mathrm{SM}(x', y') =
-\exp(x'^T y')` (THEORY 1.1). The feature maps are those of the Performers paper
-(THEORY 2.2-2.4; Choromanski et al. 2021, Sec. 2.3, Lemma 1), applied to :math:`x'` with
+\exp(x'^T y')` (formulas §1.1). The feature maps are those of the Performers paper
+(formulas §2.2-2.4; Choromanski et al. 2021, Sec. 2.3, Lemma 1), applied to :math:`x'` with
 projection rows :math:`\omega_1, \dots, \omega_m`:
 
 =================  =============  =========================================================
@@ -33,7 +33,7 @@ projection rows :math:`\omega_1, \dots, \omega_m`:
 Every map is unbiased, :math:`E[\varphi(x)^T \varphi(y)] = k(x, y)`, as long as each row
 :math:`\omega_i` is marginally :math:`\mathcal N(0, I_d)`. That holds for i.i.d. rows
 and for orthogonal rows with independent :math:`\chi_d` lengths, drawn Haar-exactly
-(QR with the sign correction; THEORY 3.1, :func:`favor.sampling.orthogonal_projection`).
+(QR with the sign correction; formulas §3.1, :func:`favor.sampling.orthogonal_projection`).
 Orthogonal rows lower the variance (Yu et al. 2016; Performers Theorem 2), most where
 kernel values are large (small scaled distances). Measured by
 ``benchmarks/kernel_approximation.py`` at equal output width :math:`D \in \{256, 1024,
@@ -47,16 +47,16 @@ digits, standardised  0.54 - 0.60                       0.71 - 0.76
 standard normal       0.50 - 0.52                       0.82
 ====================  ================================  ======================
 
-Which map for which job (THEORY 2.4, 6.6):
+Which map for which job (formulas §2.4, 6.6):
 
 * Gaussian kernel: ``trigonometric`` (the default). The (cos, sin) pair has lower
   variance than ``RBFSampler``'s :math:`\sqrt 2 \cos(\omega^T x + b)` at the same output
-  width (Sutherland & Schneider 2015; THEORY 6.6 [I3]), and its features are bounded.
+  width (Sutherland & Schneider 2015; formulas §6.6 [I3]), and its features are bounded.
 * Softmax kernel: ``hyperbolic`` (the default). Positive features keep every estimate
   positive and have small *relative* error where the kernel is tiny; at equal output
   width the hyperbolic pair has strictly smaller variance than the one-sided positive map
   (:math:`\mathrm{MSE}_{hyp}(m) / \mathrm{MSE}_+(2m) = 1 - e^{-\lVert x'+y'\rVert^2}`,
-  THEORY 2.4 [B-hyp<pos2m]) and it is even in every :math:`\omega_i`.
+  formulas §2.4 [B-hyp<pos2m]) and it is even in every :math:`\omega_i`.
 * ``positive`` is the FAVOR+ map of the Performers paper, one feature per projection.
 
 Bandwidth. ``gamma="scale"`` is scikit-learn's SVC heuristic
@@ -301,7 +301,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     For ``kernel="rbf"`` with the default ``features``, the mean squared error of one
     kernel entry with i.i.d. rows is
-    :math:`\frac{1}{2m}(1 - e^{-\lVert x' - y'\rVert^2})^2` (THEORY 2.4 with the Gaussian
+    :math:`\frac{1}{2m}(1 - e^{-\lVert x' - y'\rVert^2})^2` (formulas §2.4 with the Gaussian
     form, 6.6 [I1]); orthogonal rows reduce it further (Yu et al. 2016).
 
     References

@@ -1,6 +1,6 @@
 r"""Exact kernels and exact softmax attention: the references every estimator is checked against.
 
-Kernels (THEORY 1.1, 5):
+Kernels (formulas §1.1, 5):
 
 * softmax kernel :math:`\mathrm{SM}_\gamma(x, y) = \exp(\gamma\, x^T y)`;
 * Gaussian kernel :math:`K_\gamma(x, y) = \exp(-\gamma \lVert x - y \rVert^2)`
@@ -91,7 +91,7 @@ def gaussian_kernel(x: Any, y: Any, *, gamma: float = 0.5) -> np.ndarray:
         Right points.
     gamma : float, default=0.5
         Positive inverse squared length scale (0.5 is the unit bandwidth
-        :math:`K_{gauss}` of THEORY 1.1; scikit-learn's ``rbf_kernel`` uses the same
+        :math:`K_{gauss}` of formulas §1.1; scikit-learn's ``rbf_kernel`` uses the same
         ``gamma`` convention).
 
     Returns
@@ -118,7 +118,7 @@ def arccos_kernel(x: Any, y: Any) -> np.ndarray:
         = \frac{\lVert x\rVert \lVert y\rVert}{2\pi}\left(\sin\theta + (\pi - \theta)
         \cos\theta\right),
 
-    with :math:`\theta` the angle between ``x`` and ``y`` (Cho & Saul 2009; THEORY 5,
+    with :math:`\theta` the angle between ``x`` and ``y`` (Cho & Saul 2009; formulas §5,
     [K1-mean]). A zero vector gives 0.
 
     Parameters

@@ -4,7 +4,7 @@ All maps take inputs ``x`` of shape ``(..., d)`` and a projection ``W`` of shape
 ``(m, d)`` (see :mod:`favor.sampling`) and return ``(..., r)`` features with
 :math:`r = m` or :math:`2m`, so that :math:`\varphi(x)^T \varphi(y)` is an unbiased
 estimate of the kernel whenever the rows of ``W`` are marginally :math:`\mathcal N(0, I_d)`
-(i.i.d. or chi-norm orthogonal). Notation follows THEORY 2 (Performers Sec. 2.3, Eq. 5):
+(i.i.d. or chi-norm orthogonal). Notation follows formulas §2 (Performers Sec. 2.3, Eq. 5):
 :math:`z = x + y`, :math:`\Delta = x - y`.
 
 =================  =====  ==========================================================================
@@ -18,9 +18,9 @@ map                width  :math:`\varphi(x)` for the softmax kernel :math:`\exp(
 
 With ``kernel="gaussian"`` the maps estimate :math:`\exp(-\lVert x-y\rVert^2/2)` instead:
 trigonometric features drop the :math:`e^{\lVert x\rVert^2/2}` factor and the exponential
-maps subtract :math:`\lVert x\rVert^2` instead of :math:`\lVert x\rVert^2/2` (THEORY 1.1).
+maps subtract :math:`\lVert x\rVert^2` instead of :math:`\lVert x\rVert^2/2` (formulas §1.1).
 
-Collapsed forms of the dot products (THEORY 2.2-2.4, checked exactly by the tests):
+Collapsed forms of the dot products (formulas §2.2-2.4, checked exactly by the tests):
 
 * trigonometric: :math:`e^{(\lVert x\rVert^2 + \lVert y\rVert^2)/2}\, \frac1m \sum_i \cos(\omega_i^T \Delta)`;
 * positive: :math:`\Lambda\, \frac1m \sum_i \exp(\omega_i^T z)`, :math:`\Lambda = e^{-(\lVert x\rVert^2 + \lVert y\rVert^2)/2}`;
@@ -203,7 +203,7 @@ def relu_features(x: Any, projection: Any, *, kernel: str = "arccos") -> np.ndar
     r"""ReLU features :math:`m^{-1/2}\,\mathrm{relu}(Wx)` (Performer-ReLU, Performers Sec. 4).
 
     Their dot product estimates the order-1 arc-cosine kernel
-    :func:`favor.exact.arccos_kernel` (Cho & Saul 2009; THEORY 5 [K1-mean]). In attention
+    :func:`favor.exact.arccos_kernel` (Cho & Saul 2009; formulas §5 [K1-mean]). In attention
     this defines generalised (non-softmax) kernelised attention.
 
     Parameters

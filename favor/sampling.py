@@ -8,13 +8,13 @@ i.i.d. projections
     Rows :math:`\omega_i \sim \mathcal N(0, I_d)` independently. Every feature map in
     :mod:`favor.features` is unbiased for its kernel with these rows (Performers Lemma 1).
 
-Orthogonal projections (ORF; Yu et al. 2016, Performers Sec. 2.4, THEORY 3.1)
+Orthogonal projections (ORF; Yu et al. 2016, Performers Sec. 2.4, formulas §3.1)
     Rows are drawn in blocks of up to ``d`` exactly orthogonal directions. A block is the
     Q factor of the QR decomposition of a ``d x d`` Gaussian matrix, **with its columns
     multiplied by** :math:`\operatorname{sign}(\operatorname{diag} R)`. LAPACK's
     Householder QR fixes the signs of ``diag R`` (it is not Haar), which makes the rows of
     an uncorrected ``Q`` point into a half-space and biases the one-sided positive
-    estimator by several percent (THEORY 3.1, pitfall C4a); the correction makes ``Q``
+    estimator by several percent (formulas §3.1, pitfall C4a); the correction makes ``Q``
     exactly Haar distributed. Blocks are independent; ``n_components > n_features``
     stacks ``ceil(m / d)`` of them and keeps the first ``m`` rows.
 
@@ -25,7 +25,7 @@ Orthogonal projections (ORF; Yu et al. 2016, Performers Sec. 2.4, THEORY 3.1)
     :math:`\sqrt d`: rows are uniform on that sphere, and positive features then estimate
     the regularised softmax kernel SMREG (Performers Sec. 2.3, Theorem 1), **not** the
     softmax kernel; trigonometric features estimate a Bessel-J kernel, not the Gaussian
-    kernel (THEORY 2.5, 3.1).
+    kernel (formulas §2.5, 3.1).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def haar_orthogonal(n_features: int, rng: np.random.Generator) -> np.ndarray:
     r"""Draw one Haar-distributed ``d x d`` orthogonal matrix (rows orthonormal).
 
     QR of a Gaussian matrix :math:`G = QR`, then :math:`Q \operatorname{diag}(\operatorname{sign} R_{jj})`
-    (Mezzadri 2007). Without the sign correction the result is not Haar (THEORY 3.1).
+    (Mezzadri 2007). Without the sign correction the result is not Haar (formulas §3.1).
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ def orthogonal_projection(
     Notes
     -----
     Orthogonal coupling never increases the MSE of positive softmax features
-    (Performers Theorem 2, THEORY 3.2):
+    (Performers Theorem 2, formulas §3.2):
     :math:`\mathrm{MSE}_{ort} \le \mathrm{MSE}_{iid} - \frac{2(m-1)}{m(d+2)}(SM - \Lambda)^2`
     for :math:`m \le d`.
 

@@ -2,8 +2,8 @@
 # # 01 · Random features: kernels, feature maps and unbiasedness
 #
 # **Claims illustrated:** U1, U3, U5, U9 (see the claims table in `theory`): unbiasedness
-# of the trigonometric, positive and hyperbolic feature maps for the softmax kernel (Performers Sec. 2.3 and Lemma 1; THEORY 2.2-2.3),
-# and the identity linking the softmax and Gaussian kernels (Performers Eq. 6; THEORY 1.1).
+# of the trigonometric, positive and hyperbolic feature maps for the softmax kernel (Performers Sec. 2.3 and Lemma 1; formulas §2.2-2.3),
+# and the identity linking the softmax and Gaussian kernels (Performers Eq. 6; formulas §1.1).
 # The notebook ends with the `theory` checks of unbiasedness (positive on i.i.d. and
 # orthogonal projections, hyperbolic and trigonometric on i.i.d. ones).
 #

@@ -3,7 +3,7 @@
 #
 # **Claims illustrated:** V1, V2, V3, P1, P2 (see the claims table in `theory`): the
 # Lemma 2 mean squared errors of the trigonometric, positive
-# and hyperbolic softmax-kernel estimators (Performers Lemma 2, Eq. 8; THEORY 2.4), the
+# and hyperbolic softmax-kernel estimators (Performers Lemma 2, Eq. 8; formulas §2.4), the
 # paper's comparison (positive features are far more accurate where the kernel value is
 # small, which is where attention needs it) and the hyperbolic relation
 # $\mathrm{MSE}_{hyp}(m) = \tfrac12(1 - e^{-\lVert z\rVert^2})\,\mathrm{MSE}_+(m)$
@@ -11,7 +11,7 @@
 # (lines) are drawn over Monte Carlo estimates (points with two-standard-error bars). The
 # notebook ends with the `theory` checks of these claims.
 #
-# Notation (THEORY 0): $z = x + y$, $\Delta = x - y$, $\mathrm{SM}(x, y) = e^{x^T y}$, $m$
+# Notation (formulas §0): $z = x + y$, $\Delta = x - y$, $\mathrm{SM}(x, y) = e^{x^T y}$, $m$
 # projections (the trigonometric and hyperbolic maps have $2m$ features).
 
 # %%
@@ -75,7 +75,7 @@ CLOSED = {
 # The trigonometric MSE does not shrink with the kernel value, so its *relative* error
 # explodes where SM is small; the positive MSE vanishes there (as $\theta \to \pi$, $z \to 0$).
 # Near $\theta = 0$ ($\lVert z\rVert^2 = 4$) the squared errors of the exponential maps are so
-# heavy-tailed that even 40 000 draws tend to underestimate their MSE (THEORY 8.2): the
+# heavy-tailed that even 40 000 draws tend to underestimate their MSE (formulas §8.2): the
 # points there sit slightly below the exact curves.
 
 # %%
@@ -171,7 +171,7 @@ finish(fig, "mse_ratio")
 
 # %%
 # Monte Carlo only where |z|^2 <= 1.5: beyond that the positive estimator's squared error
-# is so heavy-tailed that sample MSEs are unreliable (THEORY 8.2); the closed form is exact.
+# is so heavy-tailed that sample MSEs are unreliable (formulas §8.2); the closed form is exact.
 theta_h = np.linspace(np.arccos(1.5 / (2 * radius**2) - 1), np.pi - 0.1, N_ANGLES)
 xh, yh = pairs_at_angles(radius, theta_h)
 sm_h = np.exp(np.einsum("ij,ij->i", xh, yh))

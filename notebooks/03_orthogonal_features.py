@@ -3,17 +3,17 @@
 #
 # **Claims illustrated:** U3, V5, O1, O2, O3 (see the claims table in `theory`):
 # block-orthogonal projections with independent $\chi_d$ row norms
-# keep every feature map unbiased (Performers Sec. 2.4; THEORY 3.1) and never increase
-# the MSE of positive features: Theorem 2 (Performers Eq. 10; THEORY 3.2),
+# keep every feature map unbiased (Performers Sec. 2.4; formulas §3.1) and never increase
+# the MSE of positive features: Theorem 2 (Performers Eq. 10; formulas §3.2),
 #
 # $$\mathrm{MSE}(\widehat{\mathrm{SM}}^{ort+}_m) \le \mathrm{MSE}(\widehat{\mathrm{SM}}^{+}_m)
 #   - \frac{2(m-1)}{m(d+2)}\big(\mathrm{SM}(x, y) - \Lambda\big)^2, \qquad m \le d,$$
 #
 # with $\Lambda = e^{-(\lVert x\rVert^2 + \lVert y\rVert^2)/2}$. Two ways to get orthogonal
 # features wrong are shown as well: fixed row lengths $\sqrt d$ estimate the regularised
-# kernel SMREG instead of SM (Performers Theorem 1; THEORY 2.5), and a QR factorisation
+# kernel SMREG instead of SM (Performers Theorem 1; formulas §2.5), and a QR factorisation
 # without the $\mathrm{sign}(\mathrm{diag} R)$ fix is not Haar and biases positive features
-# (THEORY 3.1). The notebook ends with the `theory` checks of Theorem 2 and of the
+# (formulas §3.1). The notebook ends with the `theory` checks of Theorem 2 and of the
 # fixed-norm claim.
 
 # %%
@@ -105,7 +105,7 @@ finish(fig, "row_geometry")
 # ## 2. Theorem 2: MSE against the number of projections
 #
 # One pair $(x, y)$ in $d = 16$. Lines: the i.i.d. MSE (Lemma 2), the **exact** orthogonal
-# MSE (a two-dimensional quadrature of the pair covariance, THEORY 3.2) and the Theorem 2
+# MSE (a two-dimensional quadrature of the pair covariance, formulas §3.2) and the Theorem 2
 # upper bound; points: Monte Carlo with two-standard-error bars. The orthogonal MSE lies
 # below the bound for every $m \le d$, and the gain grows with $m$ (more coupled pairs per
 # block). For $m > d$ blocks are independent, so the relative gain stays at its $m = d$ value.
@@ -215,7 +215,7 @@ finish(fig, "gain_vs_z")
 # sphere, not Gaussian: positive features then estimate
 # $\mathrm{SMREG}(x, y) = \Lambda\, E_u[e^{\sqrt d\, u^T z}] \le \mathrm{SM}(x, y)$, biased
 # low, more so for large $\lVert z\rVert$ (the closed form is the Bessel expression of
-# THEORY 2.5).
+# formulas §2.5).
 #
 # *No sign fix.* `numpy.linalg.qr` returns a $Q$ whose columns have a systematically signed
 # diagonal; without multiplying by $\mathrm{sign}(\mathrm{diag} R)$ the rows point into a

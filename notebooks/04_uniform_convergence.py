@@ -3,10 +3,10 @@
 #
 # **Claims illustrated:** C1, C2 (see the claims table in `theory`): uniform convergence of random-feature kernel estimates over a
 # set of points: the sup (max-entry) error decays like $m^{-1/2}$ up to logarithms
-# (Performers Theorem 4 / Theorem 7; THEORY 4.1-4.2 [L1]), the number of features it
+# (Performers Theorem 4 / Theorem 7; formulas §4.1-4.2 [L1]), the number of features it
 # needs does not grow with the number of points (only logarithmically), and the explicit
 # Rahimi-Recht failure bound holds but is very loose (Rahimi & Recht 2007, Claim 1, with
-# constants quoted from memory: THEORY 4.2 flags them). The notebook ends with the
+# constants quoted from memory: formulas §4.2 flags them). The notebook ends with the
 # `theory` checks of the $m^{-1/2}$ rate and of the failure frequency.
 #
 # Setting of Theorem 4: trigonometric features with block-orthogonal $\chi_d$-norm
@@ -139,7 +139,7 @@ finish(fig, "sup_error_vs_points")
 # ## 3. The explicit bound is true, and very loose
 #
 # The Performers theorem gives $m$ only up to a constant, so to put a number on it we use
-# the classical Rahimi-Recht bound with explicit constants (THEORY 4.2 flags them as quoted
+# the classical Rahimi-Recht bound with explicit constants (formulas §4.2 flags them as quoted
 # from memory):
 #
 # $$P\Big[\sup_{x, y \in M}|\hat K(x, y) - K(x, y)| \ge \delta\Big] \le

@@ -2,12 +2,12 @@
 # # 05 · FAVOR+ attention: error against m and L, causal attention, long sequences and the variance regime
 #
 # **Claims illustrated:** A1, A2 (see the claims table in `theory`): FAVOR+ (Performers
-# Sec. 2.2, Eq. 4; THEORY 1.3) approximates softmax attention with an error that shrinks
+# Sec. 2.2, Eq. 4; formulas §1.3) approximates softmax attention with an error that shrinks
 # like $m^{-1/2}$ and does not grow with the sequence length $L$; the normalised output is
 # "nearly unbiased" (bias $O(1/m)$, claim A2) and its MSE is the first-order delta-method
 # term (claim A1). Causal FAVOR+ never looks at later keys and can decode token by token
 # with a constant-size state; its cost is linear in $L$. The variance regime (Performers
-# Lemma 2; THEORY 2.4): the error grows like $e^{\lVert s(q + k)\rVert^2}$, so FAVOR+ is
+# Lemma 2; formulas §2.4): the error grows like $e^{\lVert s(q + k)\rVert^2}$, so FAVOR+ is
 # accurate only when queries and keys have moderate norms, and
 # `favor.estimate_attention_error` predicts it before you rely on it. The notebook ends
 # with the `theory` checks A1 and A2.

@@ -3,10 +3,10 @@
 #
 # **Claims illustrated:** U12 and V6 (see the claims table in `theory`): trigonometric
 # features on orthogonal $\chi_d$-norm projections are unbiased for the Gaussian kernel and
-# have the exact MSE of the pair-covariance quadrature (THEORY 3.2-3.3), lower than i.i.d.
+# have the exact MSE of the pair-covariance quadrature (formulas §3.2-3.3), lower than i.i.d.
 # random Fourier features (Yu et al. 2016); with (cos, sin) pairs they also beat
 # `RBFSampler`'s $\cos(\omega^T x + b)$ at equal output width (Sutherland & Schneider
-# 2015; THEORY 6.6). In practice: `favor.FavorSampler` is a drop-in replacement for
+# 2015; formulas §6.6). In practice: `favor.FavorSampler` is a drop-in replacement for
 # `sklearn.kernel_approximation.RBFSampler` in a pipeline, with a more accurate kernel
 # approximation at the same width, and it works with `GridSearchCV` like any transformer.
 # Data: the digits and breast-cancer datasets that ship with scikit-learn (no download).

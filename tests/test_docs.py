@@ -1,7 +1,7 @@
 """The documentation builds with warnings as errors, and its claims table stays in sync.
 
 ``test_sphinx_build`` runs ``sphinx-build -W -b html docs <tmp>`` in a subprocess, exactly
-the command a fresh install must pass (STYLE 4.13); it takes about half a minute. The other
+the command a fresh install must pass; it takes about half a minute. The other
 tests are cheap consistency checks between ``docs/``, ``theory`` and ``notebooks/``.
 """
 

@@ -1,4 +1,4 @@
-"""Import rules (STYLE 4.3): ``import favor`` stays light, and modules respect the layer table.
+"""Import rules: ``import favor`` stays light, and modules respect the layer table.
 
 The layer table is the contract: a module may import, at module level, only ``favor``
 modules of a lower layer (or of its own package, e.g. ``favor.torch._checks`` from
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numba", "scipy", "sklearn", "torch")
 
-#: favor module (or package, covering its submodules) -> layer (STYLE 4.3).
+#: favor module (or package, covering its submodules) -> layer.
 LAYERS = {
     "favor._typing": 1,
     "favor._validation": 2,

@@ -1,4 +1,4 @@
-"""Run every notebook in ``notebooks/`` in smoke mode, each in its own subprocess (STYLE 4.13).
+"""Run every notebook in ``notebooks/`` in smoke mode, each in its own subprocess.
 
 Notebooks are discovered by glob (no opt-in list): a new ``notebooks/NN_topic.py`` is
 tested as soon as it exists. Each runs as a script with ``FAVOR_SMOKE=1`` and the
@@ -90,7 +90,7 @@ def test_notebook_runs_in_smoke_mode(path: Path, tmp_path: Path) -> None:
 
 
 def test_notebook_cells_follow_the_template() -> None:
-    """Cell 1 is a Markdown title naming the claims; cell 2 reads FAVOR_SMOKE (STYLE 4.13)."""
+    """Cell 1 is a Markdown title naming the claims; cell 2 reads FAVOR_SMOKE."""
     for path in NOTEBOOKS:
         cells = re.split(r"^# %%", path.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]
         assert cells[0].startswith(" [markdown]"), path.name

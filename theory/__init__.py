@@ -18,42 +18,42 @@ Claims table
 Check functions live in the module named; tests are
 ``tests/theory/test_claims.py::test_claim_passes_with_its_fixed_seed[<id>]`` and
 ``tests/theory/test_negative_controls.py::test_negative_control_fails[<id>-<control>]``.
-References: Performers = Choromanski et al., ICLR 2021, arXiv:2009.14794v4; THEORY =
-the project's checked reference (sections and bracketed ids).
+References: Performers = Choromanski et al., ICLR 2021, arXiv:2009.14794v4; "formulas §N" =
+the formula reference in ``docs/formulas.md`` (sections and bracketed ids).
 
-====  ==========================================================  ====================================  =====================================================  ==========================
-id    statement (assumptions)                                     source                                check                                                  negative control(s)
-====  ==========================================================  ====================================  =====================================================  ==========================
-U1    positive x iid unbiased for SM (d=4, m=8, 3 pairs)          Performers Lemma 1; THEORY 2.3        unbiasedness.check_unbiased                            features x 1.05
-U2    positive x iid unbiased for the Gaussian kernel             Lemma 1 + THEORY 1.1                  unbiasedness.check_unbiased                            features x 1.05
-U3    positive x orthogonal (chi norms) unbiased for SM           Performers Sec. 2.4; THEORY 3.1       unbiasedness.check_unbiased                            QR w/o sign fix; fixed norms
-U4    positive x orthogonal unbiased for the Gaussian kernel      THEORY 3.1                            unbiasedness.check_unbiased                            QR w/o sign fix; fixed norms
-U5    hyperbolic x iid unbiased for SM                            Performers Sec. 2.3                   unbiasedness.check_unbiased                            features x 1.05
-U6    hyperbolic x iid unbiased for the Gaussian kernel           Performers Sec. 2.3                   unbiasedness.check_unbiased                            features x 1.05
-U7    hyperbolic x orthogonal unbiased for SM                     THEORY 3.1                            unbiasedness.check_unbiased                            fixed norms
-U8    hyperbolic x orthogonal unbiased for the Gaussian kernel    THEORY 3.1                            unbiasedness.check_unbiased                            fixed norms
-U9    trigonometric x iid unbiased for SM                         Performers Sec. 2.3; THEORY 2.2       unbiasedness.check_unbiased                            features x 1.05
-U10   trigonometric x iid unbiased for the Gaussian kernel        Rahimi & Recht 2007                   unbiasedness.check_unbiased                            features x 1.05
-U11   trigonometric x orthogonal unbiased for SM                  Yu et al. 2016; THEORY 3.3            unbiasedness.check_unbiased                            fixed norms (Bessel-J)
-U12   trigonometric x orthogonal unbiased, Gaussian kernel        Yu et al. 2016; THEORY 3.3            unbiasedness.check_unbiased                            fixed norms (Bessel-J)
-U13   relu x iid unbiased for the arc-cosine kernel               Cho & Saul 2009; THEORY 5 [K1-mean]   unbiasedness.check_unbiased                            features x 1.05
-U14   relu x orthogonal unbiased for the arc-cosine kernel        THEORY 5                              unbiasedness.check_unbiased                            QR w/o sign fix (*)
-V1    trigonometric iid MSE = Lemma 2                             Performers Lemma 2, Eq. 8             variance.check_mse                                     features x 1.05
-V2    positive iid MSE = Lemma 2                                  Performers Lemma 2, Eq. 8             variance.check_mse                                     features x 1.05
-V3    hyperbolic iid MSE = Lemma 2                                Performers Lemma 2, Eq. 8             variance.check_mse                                     features x 1.05
-V4    relu iid MSE = derived arc-cosine variance                  THEORY 5 [K1-var]                     variance.check_mse                                     features x 1.05
-V5    positive orthogonal MSE = exact pair-covariance quadrature  THEORY 3.2 [C1-mse]                   variance.check_mse                                     QR w/o sign fix
-V6    trig orthogonal MSE (Gaussian) = exact quadrature           THEORY 3.2-3.3 [C5-var]               variance.check_mse                                     fixed norms
-P1    where SM is small, MSE+ / MSEtrig is tiny, = Lemma 2 ratio  Performers Lemma 2, Sec. 3            variance.check_positive_beats_trigonometric            positive x 1.05
-P2    MSE_hyp(m) = (1-e^{-\|z\|^2})/2 MSE_+(m) < MSE_+(2m)        Performers Lemma 2 [B-hyp<pos2m]      variance.check_hyperbolic_vs_positive                  hyperbolic x 1.05
-O1    one orthogonal block: MSE <= Theorem 2 bound < iid MSE      Performers Theorem 2, Eq. 10          orthogonality.check_theorem2                           iid rows; features x 1.05
-O2    Theorem 2 pair form holds exactly on a (d, \|z\|) grid      Performers Thm 2/6; THEORY 3.2 [C2]   orthogonality.check_theorem2_exact                     directions at cosine 0.3
-O3    fixed sqrt(d)-norm rows estimate SMREG, not SM              Performers Thm 1; THEORY 2.5          orthogonality.check_fixed_norms_estimate_smreg         chi norms
-C1    sup error over a point set decays like m^{-1/2}             Performers Thm 4; THEORY 4.2 [L1]     uniform_convergence.check_sup_error_rate               fixed norms; features x 1.05
-C2    P[sup error >= delta] <= Rahimi-Recht bound (evaluated)     Rahimi & Recht 2007 (from memory)     uniform_convergence.check_failure_frequency            fixed norms
-A1    normalised attention MSE = first-order delta-method term    Performers Eq. 4; THEORY 1.3          attention_error.check_attention_mse                    fixed norms
-A2    normalised attention bias = first-order O(1/m) term         Performers Sec. 2.2; THEORY 1.3 [A6]  attention_error.check_attention_bias                   epsilon 1e-3 in features
-====  ==========================================================  ====================================  =====================================================  ==========================
+====  ==========================================================  ==========================================  =====================================================  ==========================
+id    statement (assumptions)                                     source                                      check                                                  negative control(s)
+====  ==========================================================  ==========================================  =====================================================  ==========================
+U1    positive x iid unbiased for SM (d=4, m=8, 3 pairs)          Performers Lemma 1; formulas §2.3           unbiasedness.check_unbiased                            features x 1.05
+U2    positive x iid unbiased for the Gaussian kernel             Lemma 1 + formulas §1.1                     unbiasedness.check_unbiased                            features x 1.05
+U3    positive x orthogonal (chi norms) unbiased for SM           Performers Sec. 2.4; formulas §3.1          unbiasedness.check_unbiased                            QR w/o sign fix; fixed norms
+U4    positive x orthogonal unbiased for the Gaussian kernel      formulas §3.1                               unbiasedness.check_unbiased                            QR w/o sign fix; fixed norms
+U5    hyperbolic x iid unbiased for SM                            Performers Sec. 2.3                         unbiasedness.check_unbiased                            features x 1.05
+U6    hyperbolic x iid unbiased for the Gaussian kernel           Performers Sec. 2.3                         unbiasedness.check_unbiased                            features x 1.05
+U7    hyperbolic x orthogonal unbiased for SM                     formulas §3.1                               unbiasedness.check_unbiased                            fixed norms
+U8    hyperbolic x orthogonal unbiased for the Gaussian kernel    formulas §3.1                               unbiasedness.check_unbiased                            fixed norms
+U9    trigonometric x iid unbiased for SM                         Performers Sec. 2.3; formulas §2.2          unbiasedness.check_unbiased                            features x 1.05
+U10   trigonometric x iid unbiased for the Gaussian kernel        Rahimi & Recht 2007                         unbiasedness.check_unbiased                            features x 1.05
+U11   trigonometric x orthogonal unbiased for SM                  Yu et al. 2016; formulas §3.3               unbiasedness.check_unbiased                            fixed norms (Bessel-J)
+U12   trigonometric x orthogonal unbiased, Gaussian kernel        Yu et al. 2016; formulas §3.3               unbiasedness.check_unbiased                            fixed norms (Bessel-J)
+U13   relu x iid unbiased for the arc-cosine kernel               Cho & Saul 2009; formulas §5 [K1-mean]      unbiasedness.check_unbiased                            features x 1.05
+U14   relu x orthogonal unbiased for the arc-cosine kernel        formulas §5                                 unbiasedness.check_unbiased                            QR w/o sign fix (*)
+V1    trigonometric iid MSE = Lemma 2                             Performers Lemma 2, Eq. 8                   variance.check_mse                                     features x 1.05
+V2    positive iid MSE = Lemma 2                                  Performers Lemma 2, Eq. 8                   variance.check_mse                                     features x 1.05
+V3    hyperbolic iid MSE = Lemma 2                                Performers Lemma 2, Eq. 8                   variance.check_mse                                     features x 1.05
+V4    relu iid MSE = derived arc-cosine variance                  formulas §5 [K1-var]                        variance.check_mse                                     features x 1.05
+V5    positive orthogonal MSE = exact pair-covariance quadrature  formulas §3.2 [C1-mse]                      variance.check_mse                                     QR w/o sign fix
+V6    trig orthogonal MSE (Gaussian) = exact quadrature           formulas §3.2-3.3 [C5-var]                  variance.check_mse                                     fixed norms
+P1    where SM is small, MSE+ / MSEtrig is tiny, = Lemma 2 ratio  Performers Lemma 2, Sec. 3                  variance.check_positive_beats_trigonometric            positive x 1.05
+P2    MSE_hyp(m) = (1-e^{-\|z\|^2})/2 MSE_+(m) < MSE_+(2m)        Performers Lemma 2 [B-hyp<pos2m]            variance.check_hyperbolic_vs_positive                  hyperbolic x 1.05
+O1    one orthogonal block: MSE <= Theorem 2 bound < iid MSE      Performers Theorem 2, Eq. 10                orthogonality.check_theorem2                           iid rows; features x 1.05
+O2    Theorem 2 pair form holds exactly on a (d, \|z\|) grid      Performers Thm 2/6; formulas §3.2 [C2]      orthogonality.check_theorem2_exact                     directions at cosine 0.3
+O3    fixed sqrt(d)-norm rows estimate SMREG, not SM              Performers Thm 1; formulas §2.5             orthogonality.check_fixed_norms_estimate_smreg         chi norms
+C1    sup error over a point set decays like m^{-1/2}             Performers Thm 4; formulas §4.2 [L1]        uniform_convergence.check_sup_error_rate               fixed norms; features x 1.05
+C2    P[sup error >= delta] <= Rahimi-Recht bound (evaluated)     Rahimi & Recht 2007 (from memory)           uniform_convergence.check_failure_frequency            fixed norms
+A1    normalised attention MSE = first-order delta-method term    Performers Eq. 4; formulas §1.3             attention_error.check_attention_mse                    fixed norms
+A2    normalised attention bias = first-order O(1/m) term         Performers Sec. 2.2; formulas §1.3 [A6]     attention_error.check_attention_bias                   epsilon 1e-3 in features
+====  ==========================================================  ==========================================  =====================================================  ==========================
 
 (*) Fixed norms do *not* bias ReLU features: the arc-cosine kernel is homogeneous of
 degree 2 in :math:`\omega` and :math:`E\lVert\omega\rVert^2 = d` for both norm laws, so

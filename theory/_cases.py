@@ -1,8 +1,8 @@
-"""Fixed evaluation points shared by the claim checks (chosen per THEORY 8.2).
+"""Fixed evaluation points shared by the claim checks (chosen per formulas §8.2).
 
 Exponential estimators are only CLT-friendly for :math:`\\lVert x + y\\rVert^2 \\lesssim 1.2`,
 so every pair below respects that; pair 0 lies (almost) along :math:`e_1`, where
-un-sign-fixed QR blocks are most biased (THEORY 3.1), and pair 1 has a large
+un-sign-fixed QR blocks are most biased (formulas §3.1), and pair 1 has a large
 :math:`\\lVert x - y\\rVert`, where fixed-norm trigonometric features are most biased.
 """
 

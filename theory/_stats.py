@@ -1,4 +1,4 @@
-r"""Statistical decision rules with a declared false-alarm rate (STYLE 4.11).
+r"""Statistical decision rules with a declared false-alarm rate.
 
 Every check in :mod:`theory` decides with one of these rules at a declared per-check
 false-alarm rate :data:`FALSE_ALARM` :math:`= 10^{-6}`: the probability, over the root
@@ -7,7 +7,7 @@ quantities splits its rate by Bonferroni (:func:`critical_z` with ``n_tests=k``)
 per-check rate stays at most :math:`10^{-6}`. With a two-sided normal rule this is
 :math:`|z| \ge 4.89` for one quantity and :math:`|z| \ge 5.03` for three.
 
-The normal rules rely on the CLT; THEORY 8.2 lists what keeps that honest (bounded
+The normal rules rely on the CLT; formulas §8.2 lists what keeps that honest (bounded
 :math:`\lVert x + y\rVert^2 \lesssim 1.2` for exponential estimators, :math:`m \ge 8`,
 finite fourth moments, tens of thousands of trials). Probability bounds use the exact
 Clopper-Pearson interval, so they need no CLT.

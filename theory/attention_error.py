@@ -2,7 +2,7 @@ r"""Claims A: error of FAVOR+ attention (``favor.favor_attention``) as ``m`` and
 
 With i.i.d. positive features every entry :math:`\hat A_{ij}` of the unnormalised
 attention matrix is unbiased (Performers Lemma 1; claims U), but the normalised output
-:math:`\hat P = \hat D^{-1}\hat A` is a ratio and is only "nearly unbiased" (THEORY 1.3).
+:math:`\hat P = \hat D^{-1}\hat A` is a ratio and is only "nearly unbiased" (formulas §1.3).
 A second-order expansion with the exact entry covariances
 (:func:`theory.closed_forms.normalised_attention_first_order`) gives its bias and MSE to
 first order in :math:`1/m`. The checks call ``favor.favor_attention(Q, K, I_L,
@@ -66,7 +66,7 @@ def attention_inputs(
     r"""Fixed queries and keys with entries :math:`\mathcal N(0, \text{scale}^2)`.
 
     With ``scale = 0.4`` and ``d = 8`` the rescaled :math:`\lVert\tilde q + \tilde k\rVert^2`
-    is about 0.9, inside the CLT-friendly range of THEORY 8.2.
+    is about 0.9, inside the CLT-friendly range of formulas §8.2.
 
     Parameters
     ----------
@@ -243,7 +243,7 @@ def check_attention_mse(
         The worst MSE ratio MC/first-order and its interval.
     """
     name = name or "normalised attention MSE = first-order delta-method term"
-    source = "Performers Sec. 2.2, Eq. 4 + delta method; THEORY 1.3 (derived)"
+    source = "Performers Sec. 2.2, Eq. 4 + delta method; formulas §1.3 (derived)"
     if attention is None and not favor_attention_available():
         return _missing(name, source)
     crit = critical_z(alpha, len(tokens))
@@ -330,7 +330,7 @@ def check_attention_bias(
         The extrapolated bias ratio and its interval.
     """
     name = name or "normalised attention bias = first-order O(1/m) term"
-    source = "Performers Sec. 2.2 ('nearly unbiased'); THEORY 1.3 [A6] + delta method (derived)"
+    source = "Performers Sec. 2.2 ('nearly unbiased'); formulas §1.3 [A6] + delta method (derived)"
     if attention is None and not favor_attention_available():
         return _missing(name, source)
     q, k = attention_inputs(n_tokens)

@@ -1,4 +1,4 @@
-r"""Attention-level error helpers for FAVOR+ with i.i.d. positive features (THEORY 1.2-1.3).
+r"""Attention-level error helpers for FAVOR+ with i.i.d. positive features (formulas §1.2-1.3).
 
 Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy only. Entry
 MSEs of the unnormalised attention matrix follow from Lemma 2; the bias and MSE of the
@@ -21,7 +21,7 @@ def attention_entry_mse(queries: Any, keys: Any, n_components: int) -> np.ndarra
     r"""Per-entry MSE of the unnormalised FAVOR+ attention matrix, i.i.d. positive features.
 
     :math:`\hat A_{ij} = \varphi(\tilde q_i)^T\varphi(\tilde k_j)` with
-    :math:`\tilde q = d^{-1/4} q` (THEORY 1.2) is unbiased for
+    :math:`\tilde q = d^{-1/4} q` (formulas §1.2) is unbiased for
     :math:`A_{ij} = e^{q_i^T k_j/\sqrt d}` with the Lemma 2 MSE of :func:`mse_positive`.
 
     Parameters
@@ -57,7 +57,7 @@ def normalised_attention_first_order(
         - (\lVert\tilde k_j\rVert^2 + \lVert\tilde k_k\rVert^2)/2
         + \lVert 2\tilde q + \tilde k_j + \tilde k_k\rVert^2/2} - A_{ij}A_{ik},
 
-    a second-order Taylor expansion of the ratio gives (THEORY 1.3: "nearly unbiased")
+    a second-order Taylor expansion of the ratio gives (formulas §1.3: "nearly unbiased")
 
     .. math::
         E\hat P_{ij} - P_{ij} \approx \frac{P_{ij}\mathrm{Var}\hat D_i - \mathrm{Cov}(\hat A_{ij}, \hat D_i)}{D_i^2},

@@ -3,7 +3,7 @@ r"""Closed forms: the exact kernels, MSEs, covariances and bounds the claims are
 This module is the oracle. It imports nothing from :mod:`favor` (NumPy and SciPy only), so
 a bug in the code under test cannot leak into the reference it is compared with.
 
-Notation (THEORY 0): :math:`x, y \in \mathbb R^d`, :math:`z = x + y`, :math:`\Delta = x - y`,
+Notation (formulas §0): :math:`x, y \in \mathbb R^d`, :math:`z = x + y`, :math:`\Delta = x - y`,
 :math:`\Lambda = \exp(-(\lVert x\rVert^2 + \lVert y\rVert^2)/2)`,
 :math:`\mathrm{SM}(x, y) = e^{x^T y}`, :math:`K(x, y) = e^{-\lVert\Delta\rVert^2/2}`;
 ``n_components`` is the number :math:`m` of random projections (a trigonometric or
@@ -17,7 +17,7 @@ Contents
   :func:`smreg_kernel_series` (Performers Eqs. 29-30), :func:`bessel_j_kernel`;
 * Lemma 2 MSEs for i.i.d. projections: :func:`mse_trigonometric`, :func:`mse_positive`,
   :func:`mse_hyperbolic`, and :func:`mse_relu` (arc-cosine variance, Cho & Saul 2009);
-* RFF variances (Sutherland & Schneider 2015; THEORY 6.6): :func:`rff_variance_cos_sin`,
+* RFF variances (Sutherland & Schneider 2015; formulas §6.6): :func:`rff_variance_cos_sin`,
   :func:`rff_variance_phase`.
 
 Three sibling modules complete the oracle (same rules; their names are also reachable as
@@ -25,13 +25,13 @@ attributes of this module, loaded on first access):
 
 * :mod:`theory.orthogonal_forms` -- :func:`~theory.orthogonal_forms.chi_mgf`,
   :func:`~theory.orthogonal_forms.orthogonal_pair_covariance` (exact, by quadrature,
-  THEORY 3.2), :func:`~theory.orthogonal_forms.mse_orthogonal`,
+  formulas §3.2), :func:`~theory.orthogonal_forms.mse_orthogonal`,
   :func:`~theory.orthogonal_forms.theorem2_mse_bound`,
   :func:`~theory.orthogonal_forms.theorem2_covariance_bound`;
 * :mod:`theory.uniform_bounds` -- the Rahimi-Recht bound and the Performers Theorem 4
-  scaling with every constant's provenance (THEORY 4);
+  scaling with every constant's provenance (formulas §4);
 * :mod:`theory.attention_forms` -- entry MSEs and the first-order bias and MSE of the
-  normalised FAVOR+ attention matrix (THEORY 1.2-1.3).
+  normalised FAVOR+ attention matrix (formulas §1.2-1.3).
 
 References: K. Choromanski et al., "Rethinking Attention with Performers", ICLR 2021,
 arXiv:2009.14794v4 (Lemma 1-3, Theorems 1, 2, 4); A. Rahimi and B. Recht, NIPS 2007.
@@ -92,7 +92,7 @@ def _kernel(kernel: str) -> str:
 
 
 def _gauss_factor(x: np.ndarray, y: np.ndarray, kernel: str) -> np.ndarray:
-    # K_gauss = SM * exp(-(|x|^2 + |y|^2)/2) (THEORY 1.1, [A4]); estimators scale likewise.
+    # K_gauss = SM * exp(-(|x|^2 + |y|^2)/2) (formulas §1.1, [A4]); estimators scale likewise.
     if _kernel(kernel) == "softmax":
         return np.ones(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]))
     return np.exp(-(_sq(x) + _sq(y)) / 2)
@@ -144,7 +144,7 @@ def _angle(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def arccos_kernel_value(x: Any, y: Any) -> np.ndarray:
-    r"""Order-1 arc-cosine kernel, the mean of one ReLU feature product (THEORY 5, [K1-mean]).
+    r"""Order-1 arc-cosine kernel, the mean of one ReLU feature product (formulas §5, [K1-mean]).
 
     .. math::
         E[\mathrm{relu}(\omega^T x)\mathrm{relu}(\omega^T y)]
@@ -168,7 +168,7 @@ def arccos_kernel_value(x: Any, y: Any) -> np.ndarray:
 
 
 def arccos_second_moment(x: Any, y: Any) -> np.ndarray:
-    r"""Second moment of one ReLU feature product (THEORY 5, [K1-var]; derived).
+    r"""Second moment of one ReLU feature product (formulas §5, [K1-var]; derived).
 
     .. math::
         E[\mathrm{relu}(\omega^T x)^2\mathrm{relu}(\omega^T y)^2]
@@ -203,7 +203,7 @@ def _sphere_mgf_log(a: np.ndarray, d: int) -> np.ndarray:
 
 
 def smreg_kernel(x: Any, y: Any) -> np.ndarray:
-    r"""Regularised softmax kernel SMREG, Bessel form (THEORY 2.5, [D1]; derived).
+    r"""Regularised softmax kernel SMREG, Bessel form (formulas §2.5, [D1]; derived).
 
     SMREG is what positive features estimate when every projection row has length
     :math:`\sqrt d` (uniform on that sphere, Performers Sec. 2.3, Theorem 1):
@@ -263,7 +263,7 @@ def smreg_kernel_series(x: Any, y: Any, *, n_terms: int = 200) -> np.ndarray:
 
 
 def bessel_j_kernel(x: Any, y: Any) -> np.ndarray:
-    r"""Mean of trigonometric features with fixed-norm rows (THEORY 3.1, [C8]; derived).
+    r"""Mean of trigonometric features with fixed-norm rows (formulas §3.1, [C8]; derived).
 
     With rows of length :math:`\sqrt d`, :math:`E[\cos(\omega^T\Delta)] =
     \Gamma(d/2)(a/2)^{1-d/2} J_{d/2-1}(a)`, :math:`a = \sqrt d\lVert\Delta\rVert`: a
@@ -299,7 +299,7 @@ def mse_trigonometric(x: Any, y: Any, n_components: Any, *, kernel: str = "softm
         \mathrm{MSE}(\widehat{\mathrm{SM}}^{trig}_m) = \frac{1}{2m}
         e^{\lVert x\rVert^2 + \lVert y\rVert^2}(1 - e^{-\lVert\Delta\rVert^2})^2
 
-    (THEORY 2.4, [B-trig-mse]); for the Gaussian kernel the factor
+    (formulas §2.4, [B-trig-mse]); for the Gaussian kernel the factor
     :math:`e^{\lVert x\rVert^2+\lVert y\rVert^2}` is absent (Yu et al. Lemma 1).
 
     Parameters
@@ -328,7 +328,7 @@ def positive_single_variance(x: Any, y: Any, *, kernel: str = "softmax") -> np.n
     r"""Variance of one positive feature product :math:`\Lambda e^{\omega^T z}` (m = 1).
 
     :math:`\mathrm{Var}_1 = \Lambda^2(e^{2\lVert z\rVert^2} - e^{\lVert z\rVert^2})`, from
-    :math:`E[e^{k\omega^T z}] = e^{k^2\lVert z\rVert^2/2}` (THEORY 2.4).
+    :math:`E[e^{k\omega^T z}] = e^{k^2\lVert z\rVert^2/2}` (formulas §2.4).
 
     Parameters
     ----------
@@ -357,7 +357,7 @@ def mse_positive(x: Any, y: Any, n_components: Any, *, kernel: str = "softmax") 
         \mathrm{SM}(x,y)^2 (1 - e^{-\lVert z\rVert^2})
         = \frac1m \Lambda^2 (e^{2\lVert z\rVert^2} - e^{\lVert z\rVert^2})
 
-    (THEORY 2.4, [B-pos-mse]). It vanishes like :math:`\mathrm{SM}^2` when the kernel is
+    (formulas §2.4, [B-pos-mse]). It vanishes like :math:`\mathrm{SM}^2` when the kernel is
     small at fixed :math:`\lVert z\rVert`, unlike :func:`mse_trigonometric`.
 
     Parameters
@@ -385,7 +385,7 @@ def mse_hyperbolic(x: Any, y: Any, n_components: Any, *, kernel: str = "softmax"
         \mathrm{MSE}(\widehat{\mathrm{SM}}^{+}_m)
         = \frac{1}{2m}\Lambda^2 (e^{\lVert z\rVert^2} - 1)^2
 
-    (THEORY 2.4, [B-hyp-mse]).
+    (formulas §2.4, [B-hyp-mse]).
 
     Parameters
     ----------
@@ -409,7 +409,7 @@ def mse_hyperbolic(x: Any, y: Any, n_components: Any, *, kernel: str = "softmax"
 
 
 def mse_relu(x: Any, y: Any, n_components: Any) -> np.ndarray:
-    r"""MSE of ReLU features :math:`m^{-1/2}\mathrm{relu}(Wx)` with i.i.d. rows (THEORY 5, [K1-var]).
+    r"""MSE of ReLU features :math:`m^{-1/2}\mathrm{relu}(Wx)` with i.i.d. rows (formulas §5, [K1-var]).
 
     :math:`\mathrm{MSE}_m = (E[r_x^2 r_y^2] - k_1(x, y)^2)/m`, see
     :func:`arccos_second_moment` and :func:`arccos_kernel_value`.
@@ -433,7 +433,7 @@ def smreg_positive_variance(x: Any, y: Any) -> np.ndarray:
     r"""Single-projection variance of positive features with rows uniform on the :math:`\sqrt d` sphere.
 
     :math:`\mathrm{Var}_1 = \Lambda^2 [M_S(2\sqrt d\lVert z\rVert) - M_S(\sqrt d\lVert z\rVert)^2]`
-    (THEORY 2.5, [D3-var]; derived). Its mean is :func:`smreg_kernel`.
+    (formulas §2.5, [D3-var]; derived). Its mean is :func:`smreg_kernel`.
 
     Parameters
     ----------
@@ -456,7 +456,7 @@ def smreg_positive_variance(x: Any, y: Any) -> np.ndarray:
 
 
 def rff_variance_cos_sin(delta_norm: Any, n_dims: Any) -> np.ndarray:
-    r"""Variance of (cos, sin) RFF for the Gaussian kernel at feature dimension D (THEORY 6.6, [I1]).
+    r"""Variance of (cos, sin) RFF for the Gaussian kernel at feature dimension D (formulas §6.6, [I1]).
 
     :math:`\mathrm{Var} = \frac1D (1 + k(2\Delta) - 2k(\Delta)^2)`, with
     :math:`k(\Delta) = e^{-\lVert\Delta\rVert^2/2}` and :math:`D/2` frequencies
@@ -480,7 +480,7 @@ def rff_variance_cos_sin(delta_norm: Any, n_dims: Any) -> np.ndarray:
 
 
 def rff_variance_phase(delta_norm: Any, n_dims: Any) -> np.ndarray:
-    r"""Variance of :math:`\sqrt{2/D}\cos(\omega^T x + b)` features, Gaussian kernel (THEORY 6.6, [I2]).
+    r"""Variance of :math:`\sqrt{2/D}\cos(\omega^T x + b)` features, Gaussian kernel (formulas §6.6, [I2]).
 
     :math:`\mathrm{Var} = \frac1D (1 + k(2\Delta)/2 - k(\Delta)^2)`: larger than
     :func:`rff_variance_cos_sin` by :math:`k^2(1 - k^2/2)/D > 0` [I3].

@@ -1,4 +1,4 @@
-r"""Deliberately broken variants for negative controls (STYLE 4.11).
+r"""Deliberately broken variants for negative controls.
 
 A check that cannot fail proves nothing. Each claim's check accepts a sampler or a feature
 map (or an attention function), and the tests feed it one of these broken variants and
@@ -7,12 +7,12 @@ assert that it *fails*:
 * :func:`scaled_feature_map` -- features multiplied by a constant (1.05): the kernel
   estimate is off by :math:`1.05^2`;
 * :func:`epsilon_feature_map` -- :math:`\varphi + \varepsilon` (the official code's
-  numerical stabiliser, THEORY 1.4): biases kernels and attention towards uniform;
+  numerical stabiliser, formulas §1.4): biases kernels and attention towards uniform;
 * :func:`unsigned_orthogonal_projection` -- orthogonal blocks from QR *without* the
   :math:`\operatorname{sign}(\operatorname{diag} R)` fix (not Haar; biases positive
-  features, THEORY 3.1 [C4a]);
+  features, formulas §3.1 [C4a]);
 * :func:`fixed_norm_sampler` -- any sampler's rows rescaled to length :math:`\sqrt d`
-  where chi norms are claimed (estimates SMREG / a Bessel-J kernel, THEORY 2.5, 3.1);
+  where chi norms are claimed (estimates SMREG / a Bessel-J kernel, formulas §2.5, 3.1);
 * :func:`epsilon_attention` -- FAVOR+ attention built from :func:`epsilon_feature_map`.
 
 These live in :mod:`theory` only; favor itself offers none of them.
@@ -67,7 +67,7 @@ def epsilon_feature_map(name: str = "positive", epsilon: float = 1e-3) -> Callab
     name : str, default="positive"
         A ``favor.FEATURE_MAPS`` key.
     epsilon : float, default=1e-3
-        The added constant (the official Performer-ReLU default is 1e-3, THEORY 1.4).
+        The added constant (the official Performer-ReLU default is 1e-3, formulas §1.4).
 
     Returns
     -------
@@ -138,7 +138,7 @@ def epsilon_attention(epsilon: float = 1e-3) -> Callable[..., np.ndarray]:
 
     Implements :math:`D^{-1}\hat A V` with :math:`\hat A = (\varphi(\tilde Q) + \varepsilon)
     (\varphi(\tilde K) + \varepsilon)^T`, :math:`\varphi(x) = m^{-1/2}\exp(Wx - \lVert x\rVert^2/2)`,
-    :math:`\tilde Q = d^{-1/4} Q`: the official code's stabiliser (THEORY 1.4), with the
+    :math:`\tilde Q = d^{-1/4} Q`: the official code's stabiliser (formulas §1.4), with the
     calling convention of ``favor.favor_attention`` for a prebuilt projection of shape
     ``(H, m, d)`` (``per_head=True``, heads on axis -3) or ``(m, d)``.
 

@@ -3,7 +3,7 @@ r"""Figures: closed-form curves over Monte Carlo points with intervals (matplotl
 * :func:`figure_mse_vs_kernel` -- MSE of trigonometric, positive and hyperbolic features
   against the softmax kernel value (Performers Lemma 2 / Fig. 2 style comparison);
 * :func:`figure_orthogonal_vs_iid` -- positive-feature MSE against ``m``: i.i.d. (Lemma 2),
-  orthogonal (exact quadrature, THEORY 3.2) and the Theorem 2 bound;
+  orthogonal (exact quadrature, formulas §3.2) and the Theorem 2 bound;
 * :func:`figure_attention_error` -- MSE of the normalised FAVOR+ attention matrix against
   ``m`` for several ``L``, with the first-order delta-method curves.
 

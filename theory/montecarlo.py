@@ -3,7 +3,7 @@ r"""Seeded, vectorised Monte Carlo over random projections, through favor's publ
 Seeding. A run is identified by one root seed. Trials are processed in blocks; block
 ``b`` draws from ``Generator(PCG64(SeedSequence(root).spawn(n_blocks)[b]))``, so every
 block has an independent, reproducible stream, the result depends only on
-``(root, n_trials, block_size)``, and results record the root (STYLE 4.6).
+``(root, n_trials, block_size)``, and results record the root.
 
 Vectorisation. One trial needs a projection :math:`W \in \mathbb R^{m \times d}` and the
 estimate :math:`\varphi(x; W)^T\varphi(y; W)`. A block of ``B`` trials draws all ``B``

@@ -1,4 +1,4 @@
-r"""Orthogonal random features: exact pair covariances, MSEs and the Theorem 2 bound (THEORY 3.2).
+r"""Orthogonal random features: exact pair covariances, MSEs and the Theorem 2 bound (formulas §3.2).
 
 Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy and SciPy
 only, nothing from favor. Two projections with independent :math:`\chi_d` norms and
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def chi_mgf(t: Any, n_features: int) -> np.ndarray:
-    r"""Moment generating function of the :math:`\chi_d` law, :math:`E[e^{t r}]` (THEORY 3.2).
+    r"""Moment generating function of the :math:`\chi_d` law, :math:`E[e^{t r}]` (formulas §3.2).
 
     .. math::
         M_\chi(t) = {}_1F_1(d/2; 1/2; t^2/2) + \sqrt2\, t\,
@@ -78,7 +78,7 @@ def orthogonal_pair_covariance(
     n_radial: int = 64,
     n_angular: int = 128,
 ) -> np.ndarray:
-    r"""Exact covariance of two single-projection estimates with coupled directions (THEORY 3.2).
+    r"""Exact covariance of two single-projection estimates with coupled directions (formulas §3.2).
 
     Two projections with independent :math:`\chi_d` norms and unit directions at fixed
     cosine ``c`` (``c = 0``: orthogonal rows of one block), jointly Haar-rotated. With
@@ -155,7 +155,7 @@ def orthogonal_pair_covariance(
 def mse_orthogonal(
     x: Any, y: Any, n_components: int, *, feature: str = "positive", n_features: int | None = None
 ) -> float:
-    r"""Exact MSE of block-orthogonal chi-norm features (THEORY 3.2, [C1-mse]).
+    r"""Exact MSE of block-orthogonal chi-norm features (formulas §3.2, [C1-mse]).
 
     Rows in different blocks are independent and rows in one block are orthogonal, so with
     block sizes :math:`n_b` (``d`` each, the last one ``m mod d``)
@@ -227,7 +227,7 @@ def theorem2_mse_bound(x: Any, y: Any, n_components: int) -> np.ndarray:
 
 
 def theorem2_covariance_bound(x: Any, y: Any) -> np.ndarray:
-    r"""Theorem 2 restated for one orthogonal pair (THEORY 3.2; derived).
+    r"""Theorem 2 restated for one orthogonal pair (formulas §3.2; derived).
 
     Since :math:`\mathrm{MSE}_{ort} - \mathrm{MSE}_{iid} = \frac{m-1}{m}\mathrm{Cov}(Y_1, Y_2)`,
     Theorem 2 is equivalent to

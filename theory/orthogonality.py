@@ -1,4 +1,4 @@
-r"""Claims O: orthogonal random features (Performers Sec. 2.4, Theorem 2; THEORY 3).
+r"""Claims O: orthogonal random features (Performers Sec. 2.4, Theorem 2; formulas §3).
 
 * :func:`check_theorem2`: the Monte Carlo MSE of positive features with one orthogonal
   chi-norm block (:math:`m \le d`) is at most the Theorem 2 bound
@@ -12,7 +12,7 @@ r"""Claims O: orthogonal random features (Performers Sec. 2.4, Theorem 2; THEORY
   evaluated exactly by quadrature on a grid of :math:`(d, \lVert z\rVert)` [C2] (no
   randomness; the covariance function is injectable for the negative control).
 * :func:`check_fixed_norms_estimate_smreg`: rows of length :math:`\sqrt d`
-  (``norms="fixed"``) make positive features estimate SMREG (Bessel form, THEORY 2.5),
+  (``norms="fixed"``) make positive features estimate SMREG (Bessel form, formulas §2.5),
   and *not* SM: the mean must match SMREG and must differ from SM.
 """
 
@@ -99,7 +99,7 @@ def check_theorem2(
     r = mse[worst] / bound[worst]
     return ClaimCheck(
         name=name or "orthogonal <= Theorem 2 bound < iid (positive)",
-        source="Performers Theorem 2, Eq. 10; THEORY 3.2",
+        source="Performers Theorem 2, Eq. 10; formulas §3.2",
         estimate=float(r),
         interval=(
             float(r - crit * se[worst] / bound[worst]),
@@ -152,7 +152,7 @@ def check_theorem2_exact(
     worst = float(margins.min())
     return ClaimCheck(
         name=name or "Theorem 2 pair covariance bound (exact quadrature)",
-        source="Performers Theorem 2 / Theorem 6; THEORY 3.2 [C2] (exact)",
+        source="Performers Theorem 2 / Theorem 6; formulas §3.2 [C2] (exact)",
         estimate=worst,
         interval=(worst, worst),
         alpha=0.0,
@@ -214,7 +214,7 @@ def check_fixed_norms_estimate_smreg(
     sm = closed_forms.softmax_kernel_value(x, y)
     check = ratio_check(
         name or "fixed-norm orthogonal features estimate SMREG, not SM",
-        "Performers Sec. 2.3 / Thm 1 (SMREG); THEORY 2.5, 3.1 [C3a, C3b]",
+        "Performers Sec. 2.3 / Thm 1 (SMREG); formulas §2.5, 3.1 [C3a, C3b]",
         mean,
         se,
         smreg,

@@ -6,7 +6,7 @@ controls (the same check fed a broken sampler / feature map / attention, see
 :mod:`theory.controls`) must fail.
 
 Profiles: ``"quick"`` (default, about 20 s on 2 cores) uses the check defaults, sized by
-THEORY 8.2 for 5-sigma sensitivity to the controls; ``"full"`` multiplies trials by 10
+formulas §8.2 for 5-sigma sensitivity to the controls; ``"full"`` multiplies trials by 10
 (paper scale, a few minutes).
 """
 

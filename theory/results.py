@@ -49,7 +49,7 @@ class ClaimCheck:
     name : str
         Claim id and short title, e.g. ``"U1 positive x iid unbiased (softmax)"``.
     source : str
-        Where the claim comes from (paper lemma / THEORY section).
+        Where the claim comes from (paper lemma / ``docs/formulas.md`` section).
     estimate : float
         The headline estimate (e.g. worst ratio empirical/closed form).
     interval : tuple of float

@@ -3,12 +3,12 @@ r"""Claims U: every feature map is unbiased for its kernel under every chi-norm 
 For a map :math:`\varphi` of the Performers Eq. 5 form and rows marginally
 :math:`\mathcal N(0, I_d)` (i.i.d., or orthogonal blocks with chi norms),
 :math:`E[\varphi(x)^T\varphi(y)] = K(x, y)` (Performers Lemma 1 for positive and
-hyperbolic maps, Sec. 2.3 for trigonometric ones, Cho & Saul 2009 for ReLU; THEORY 2-3, 5).
+hyperbolic maps, Sec. 2.3 for trigonometric ones, Cho & Saul 2009 for ReLU; formulas §2-3, 5).
 The check estimates the mean over ``n_trials`` independent projections at three fixed
 pairs (:func:`theory._cases.default_pairs`) and applies the two-sided :math:`|z|` rule of
 :mod:`theory._evidence`. Known failure modes it catches: a wrong :math:`h(x)` or
 :math:`m^{-1/2}` factor (the 1.05 control), fixed row norms (SMREG / Bessel-J mean,
-THEORY 2.5, 3.1), QR without the sign fix (THEORY 3.1 [C4a]).
+formulas §2.5, 3.1), QR without the sign fix (formulas §3.1 [C4a]).
 """
 
 from __future__ import annotations
@@ -115,13 +115,13 @@ def check_unbiased(
     )
     target = exact_kernel(kernel, x, y)
     source = {
-        "positive": "Performers Lemma 1; THEORY 2.3",
-        "hyperbolic": "Performers Sec. 2.3 (SMhyp+); THEORY 2.3",
-        "trigonometric": "Performers Sec. 2.3; THEORY 2.2",
-        "relu": "Cho & Saul 2009; THEORY 5 [K1-mean]",
-    }.get(feature_map, "THEORY 2")
+        "positive": "Performers Lemma 1; formulas §2.3",
+        "hyperbolic": "Performers Sec. 2.3 (SMhyp+); formulas §2.3",
+        "trigonometric": "Performers Sec. 2.3; formulas §2.2",
+        "relu": "Cho & Saul 2009; formulas §5 [K1-mean]",
+    }.get(feature_map, "formulas §2")
     if projection == "orthogonal":
-        source += "; ORF chi norms THEORY 3.1"
+        source += "; ORF chi norms formulas §3.1"
     return ratio_check(
         name or f"{feature_map} x {projection} unbiased ({kernel})",
         source,

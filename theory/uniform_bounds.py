@@ -1,9 +1,9 @@
-r"""Uniform-convergence bounds with explicit constants, and where each constant comes from (THEORY 4).
+r"""Uniform-convergence bounds with explicit constants, and where each constant comes from (formulas §4).
 
 Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy only.
 Performers Theorem 4/7 state the sample size only up to :math:`\Theta(\cdot)`; the
 explicit substitute is Rahimi & Recht (2007), Claim 1, whose constants are **quoted from
-memory** (THEORY 4.2) -- :data:`CONSTANT_PROVENANCE` says so next to every number.
+memory** (formulas §4.2) -- :data:`CONSTANT_PROVENANCE` says so next to every number.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ __all__ = [
     "rahimi_recht_required_components",
 ]
 
-#: Where each constant of the uniform-convergence helpers comes from (THEORY 4.1-4.2).
+#: Where each constant of the uniform-convergence helpers comes from (formulas §4.1-4.2).
 CONSTANT_PROVENANCE: dict[str, str] = {
-    "2**8": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (THEORY 4.2), not re-checked",
-    "4 (d + 2)": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (THEORY 4.2), not re-checked",
+    "2**8": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (formulas §4.2), not re-checked",
+    "4 (d + 2)": "Rahimi & Recht 2007, Claim 1 -- QUOTED FROM MEMORY (formulas §4.2), not re-checked",
     "sigma_p**2 = d": "E[w^T w] for the unit-bandwidth Gaussian kernel (exact)",
-    "delta = eps / h*^2": "Performers Thm 4 reduction, h* = exp(l^2/2), l = R d^-1/4 (THEORY 4.1)",
+    "delta = eps / h*^2": "Performers Thm 4 reduction, h* = exp(l^2/2), l = R d^-1/4 (formulas §4.1)",
     "Theta(.) constant": "Performers Thm 4/7 give NO constant; performers_uniform_components "
     "takes it as an explicit argument (unknown)",
 }
@@ -40,7 +40,7 @@ def rahimi_recht_failure_bound(
     *,
     sigma_p: float | None = None,
 ) -> np.ndarray:
-    r"""Rahimi-Recht uniform bound on the failure probability (THEORY 4.2; constants flagged).
+    r"""Rahimi-Recht uniform bound on the failure probability (formulas §4.2; constants flagged).
 
     .. math::
         P\left[\sup_{x, y \in M} |z(x)^T z(y) - k(x, y)| \ge \delta\right]
@@ -85,7 +85,7 @@ def rahimi_recht_required_components(
     r"""Smallest ``D`` for which :func:`rahimi_recht_failure_bound` is at most ``failure``.
 
     :math:`D \ge \frac{4(d+2)}{\delta^2}\ln\frac{2^8(\sigma_p\,\mathrm{diam}/\delta)^2}{p}`
-    (THEORY 4.2; constants quoted from memory).
+    (formulas §4.2; constants quoted from memory).
 
     Parameters
     ----------
@@ -115,7 +115,7 @@ def rahimi_recht_required_components(
 def performers_uniform_components(
     n_features: int, radius: float, eps: float, *, constant: float
 ) -> int:
-    r"""Performers Theorem 4 sample size with an explicit (unknown) constant (THEORY 4.1).
+    r"""Performers Theorem 4 sample size with an explicit (unknown) constant (formulas §4.1).
 
     :math:`m = C\,\frac{d}{\delta^2}\log\frac{4 d^{3/4} R}{\delta}`, :math:`\delta =
     \varepsilon / h^{*2}`, :math:`h^* = e^{l^2/2}`, :math:`l = R d^{-1/4}`. The paper states

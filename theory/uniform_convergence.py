@@ -1,8 +1,8 @@
-r"""Claims C: uniform convergence of random-feature kernel estimates (THEORY 4).
+r"""Claims C: uniform convergence of random-feature kernel estimates (formulas §4).
 
 * :func:`check_sup_error_rate`: the sup (max-entry) error of the estimated Gram matrix
   over a fixed point set decays like :math:`m^{-1/2}` (Performers Theorem 4: ``m`` grows
-  like :math:`\delta^{-2}` up to logarithms; THEORY 4.2 [L1]). With ``m`` a multiple of
+  like :math:`\delta^{-2}` up to logarithms; formulas §4.2 [L1]). With ``m`` a multiple of
   ``d`` every block-orthogonal estimate is an average of ``m/d`` independent blocks, so
   the exponent is exactly -1/2 asymptotically. The fitted log-log slope's interval (at
   the declared false-alarm rate) must lie inside :math:`[-1/2 - 0.1, -1/2 + 0.1]` (the
@@ -13,7 +13,7 @@ r"""Claims C: uniform convergence of random-feature kernel estimates (THEORY 4).
   :math:`\sup_{x, y}|\hat K - K| \ge \delta` over independent draws is not above the
   Rahimi-Recht bound evaluated at the same ``D``, ``d``, diameter and ``delta``
   (:func:`theory.closed_forms.rahimi_recht_failure_bound`; its constants are quoted from
-  memory, THEORY 4.2). Rule: fail iff the exact one-sided Clopper-Pearson *lower* bound
+  memory, formulas §4.2). Rule: fail iff the exact one-sided Clopper-Pearson *lower* bound
   on the frequency exceeds the evaluated bound (false-alarm rate ``alpha``). The bound is
   very loose, so a correct estimator is far below it; a biased one (bias above
   ``delta`` somewhere in the set) fails with certainty.
@@ -145,7 +145,7 @@ def check_sup_error_rate(
     passed = bool(lo > -0.5 - tolerance and hi < -0.5 + tolerance)
     return ClaimCheck(
         name=name or "sup error over a point set decays like m^-1/2",
-        source="Performers Theorem 4 / 7; THEORY 4.1-4.2 [L1]",
+        source="Performers Theorem 4 / 7; formulas §4.1-4.2 [L1]",
         estimate=slope,
         interval=(lo, hi),
         alpha=alpha,
@@ -220,7 +220,7 @@ def check_failure_frequency(
     upper = binomial_upper_bound(k, n_trials, alpha)
     return ClaimCheck(
         name=name or "failure frequency <= Rahimi-Recht bound",
-        source="Rahimi & Recht 2007 Claim 1 (constants quoted from memory); THEORY 4.2",
+        source="Rahimi & Recht 2007 Claim 1 (constants quoted from memory); formulas §4.2",
         estimate=k / n_trials,
         interval=(lower, upper),
         alpha=alpha,

@@ -2,10 +2,10 @@ r"""Claims V and P: the MSE closed forms (Lemma 2, ORF quadrature, arc-cosine) a
 
 * :func:`check_mse`: the Monte Carlo MSE :math:`E[(\hat K - K)^2]` of a map under a
   sampler equals its closed form (Performers Lemma 2 for i.i.d. rows, the exact
-  quadrature of THEORY 3.2 for orthogonal chi-norm rows, the derived arc-cosine variance
+  quadrature of formulas §3.2 for orthogonal chi-norm rows, the derived arc-cosine variance
   for ReLU). Statistic: per trial :math:`e = (\hat K - K)^2`; its mean has a CLT standard
   error (:math:`\kappa_e = \mathrm{Var}(e)/\mathrm{MSE}^2 \approx 2`-6 in these regimes,
-  THEORY 8.2), so 20000 trials give 1.5% relative errors and a 7% discrepancy fails.
+  formulas §8.2), so 20000 trials give 1.5% relative errors and a 7% discrepancy fails.
 * :func:`check_positive_beats_trigonometric`: where the softmax kernel is small (and
   :math:`\lVert z\rVert` small) the positive MSE is orders of magnitude below the
   trigonometric one, with the ratio Lemma 2 predicts (Performers Sec. 3, Lemma 2).
@@ -111,7 +111,7 @@ def check_mse(
     feature_map : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
         The claimed map.
     projection : {"iid", "orthogonal"}, default="iid"
-        The claimed sampler; ``"orthogonal"`` uses the exact quadrature of THEORY 3.2.
+        The claimed sampler; ``"orthogonal"`` uses the exact quadrature of formulas §3.2.
     kernel : str, optional
         Default "softmax" ("arccos" for relu).
     n_features : int, default=4
@@ -150,10 +150,10 @@ def check_mse(
     err = _squared_errors(est, x, y, kernel)
     target = closed_form_mse(feature_map, projection, kernel, x, y, n_components)
     source = {
-        "relu": "Cho & Saul 2009; THEORY 5 [K1-var] (derived)",
-    }.get(feature_map, "Performers Lemma 2, Eq. 8; THEORY 2.4")
+        "relu": "Cho & Saul 2009; formulas §5 [K1-var] (derived)",
+    }.get(feature_map, "Performers Lemma 2, Eq. 8; formulas §2.4")
     if projection == "orthogonal":
-        source = "exact ORF pair covariance by quadrature; THEORY 3.2 [C1-mse] (derived)"
+        source = "exact ORF pair covariance by quadrature; formulas §3.2 [C1-mse] (derived)"
     return ratio_check(
         name or f"{feature_map} x {projection} MSE = closed form ({kernel})",
         source,
@@ -235,7 +235,7 @@ def check_positive_beats_trigonometric(
     r = ratio[worst] / pred[worst]
     return ClaimCheck(
         name=name or "positive beats trigonometric where SM is small",
-        source="Performers Lemma 2 and Sec. 3 remark; THEORY 2.4",
+        source="Performers Lemma 2 and Sec. 3 remark; formulas §2.4",
         estimate=float(r),
         interval=(
             float(r * np.exp(-crit * rel_se[worst])),
@@ -316,7 +316,7 @@ def check_hyperbolic_vs_positive(
     half = crit * se[worst] / pred[worst]
     return ClaimCheck(
         name=name or "hyperbolic MSE = (1 - e^-|z|^2)/2 x positive MSE",
-        source="Performers Lemma 2, Eq. 8; THEORY 2.4 [B-hyp-mse, B-hyp<pos2m]",
+        source="Performers Lemma 2, Eq. 8; formulas §2.4 [B-hyp-mse, B-hyp<pos2m]",
         estimate=float(r),
         interval=(float(r - half), float(r + half)),
         alpha=alpha,

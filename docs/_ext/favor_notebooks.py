@@ -1,6 +1,6 @@
 """Sphinx extension: render ``notebooks/NN_topic.py`` as documentation pages at build time.
 
-The notebooks have one copy, the percent-format scripts in ``notebooks/`` (STYLE 4.13).
+The notebooks have one copy, the percent-format scripts in ``notebooks/``.
 On ``builder-inited`` this extension reads every ``NN_*.py`` there with jupytext and writes
 one MyST Markdown page per notebook into ``docs/_generated/notebooks/`` (git-ignored, never
 committed): Markdown cells verbatim, code cells as ``python`` code blocks, and a footer

@@ -1,6 +1,6 @@
 r"""Jit functions of the FAVOR+ attention engine (see :mod:`favor.attention`).
 
-Notation (THEORY 1.3): a group ``g`` is one (batch..., head) slice; ``q``, ``k`` are its
+Notation (formulas §1.3): a group ``g`` is one (batch..., head) slice; ``q``, ``k`` are its
 queries and keys, ``v`` its values; ``wt`` is the transposed projection already multiplied
 by the temperature factor :math:`s = d^{-1/4}`, so ``x @ wt`` are the logits
 :math:`\omega_r^T (s x)`. Every key feature row is stored as a *shape* row :math:`e_j` and a

@@ -25,7 +25,7 @@ __all__ = ["scaled_cos_sin", "scaled_cos_sin_serial"]
 def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
     r"""In place: ``features[i] = row_scale[i] * (cos(t_i), sin(t_i))``, ``t_i = features[i, :m]``.
 
-    This is the trigonometric feature map of THEORY 2.2 after the projection GEMM: the
+    This is the trigonometric feature map of formulas §2.2 after the projection GEMM: the
     caller writes the logits :math:`t_{ij} = \omega_j^T x_i` into the first half of the
     output buffer (so no separate logits array is allocated), and ``row_scale`` holds
     :math:`h(x_i)/\sqrt m`.

@@ -1,4 +1,4 @@
-r"""Causal linear attention in O(L (m + d_v)) memory, forward and backward (DESIGN 3).
+r"""Causal linear attention in O(L (m + d_v)) memory, forward and backward.
 
 Inputs are the split-form features of :mod:`favor.torch.features`, flattened to one
 batch axis: query features :math:`q_t \in \mathbb R^m`, key features :math:`k_j`, their
@@ -12,7 +12,7 @@ returns
 
 whose last column is the normaliser; every weight :math:`e^{a_j - r_t} \le 1`, and the
 factor :math:`e^{-r_t}` is common to numerator and normaliser, so it cancels exactly
-(THEORY 4, causal prefix sums; Performers Sec. 2.6 / Eq. 12).
+(formulas §4, causal prefix sums; Performers Sec. 2.6 / Eq. 12).
 
 Chunked evaluation with chunks of ``C`` positions (``N = L / C`` chunks):
 

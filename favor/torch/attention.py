@@ -1,7 +1,7 @@
 r"""FAVOR+ attention and exact softmax attention on tensors (the torch twins of the NumPy engine).
 
 :func:`favor_attention` implements the public contract of :func:`favor.favor_attention`
-(DESIGN 2, TEAM notes) on ``torch.Tensor`` inputs, on any device, with autograd:
+on ``torch.Tensor`` inputs, on any device, with autograd:
 
 .. math::
     \mathrm{out}_i = \frac{\sum_j \varphi(q_i)^T \varphi(k_j)\, v_j}{\sum_j \varphi(q_i)^T \varphi(k_j)},
@@ -10,7 +10,7 @@ r"""FAVOR+ attention and exact softmax attention on tensors (the torch twins of 
 with ``j <= i`` when causal and padded keys removed from both sums (Performers Eqs. 10-12,
 Sec. 2.6); a query that sees no key gets a zero row; no epsilon anywhere.
 
-Stabilisers (DESIGN 3) cancel exactly: queries use the split form of
+Stabilisers cancel exactly: queries use the split form of
 :mod:`favor.torch.features` (a per-row shift); keys carry a log-scale :math:`a_j`, combined
 through one maximum per (batch, head) bidirectionally, and through a running maximum over
 positions ``<= t`` causally (:mod:`favor.torch._causal`), so no output depends on later keys.

@@ -1,7 +1,7 @@
 r"""Random feature maps on tensors, and their stabilised split form for attention.
 
 The public maps are the tensor twins of :mod:`favor.features` (same formulas, constants,
-widths and kernels; THEORY 2, Performers Sec. 2.3, Lemma 1): for a projection ``W`` of
+widths and kernels; formulas §2, Performers Sec. 2.3, Lemma 1): for a projection ``W`` of
 shape ``(m, d)`` (or ``(H, m, d)`` broadcast against a head axis) they return
 :math:`\varphi(x)` with :math:`\varphi(x)^T\varphi(y)` unbiased for the kernel.
 

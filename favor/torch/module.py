@@ -8,7 +8,7 @@ initialisation scheme) and replaces :math:`\mathrm{softmax}(QK^T/\sqrt{d_h})V` p
 .. math::
     \mathrm{out} = W_o\, \mathrm{concat}_h\ \mathrm{FAVOR}(x W_q^{(h)}, x_k W_k^{(h)}, x_v W_v^{(h)}) + b_o .
 
-Randomness is owned and explicit (STYLE 4.6): the layer spawns its own
+Randomness is owned and explicit: the layer spawns its own
 :class:`numpy.random.Generator` from ``random_state``; initial weights and every projection
 are drawn on the host in float64 from it (never from torch's global generator) and cast
 and moved. The projection is a buffer (saved in ``state_dict``, moved by ``.to``); it

@@ -125,7 +125,7 @@ def test_transform_equals_feature_map_on_rescaled_inputs(kernel, features, proje
 
 
 def test_rbf_trigonometric_dot_products_equal_the_collapsed_formula(data):
-    # phi(x).phi(y) = (1/m) sum_i cos(sqrt(2 gamma) w_i.(x - y))  (THEORY 2.2, Gaussian form)
+    # phi(x).phi(y) = (1/m) sum_i cos(sqrt(2 gamma) w_i.(x - y))  (formulas §2.2, Gaussian form)
     x, y = data
     gamma = 0.2
     est = FavorSampler(gamma=gamma, n_components=9, random_state=0).fit(x)
@@ -147,7 +147,7 @@ def test_float64_trigonometric_path_equals_numpy_twin(n_samples):
 def _frobenius_mse_ratios(gamma, m, projection, feature_scale=1.0, n_seeds=20):
     """||Z Z^T - K||_F^2 over its i.i.d. expectation sum_ij (1 - K_ij^2)^2 / (2m), per seed.
 
-    THEORY 6.6 [I1]: with D = 2m (cos, sin) features of the Gaussian kernel, each entry
+    formulas §6.6 [I1]: with D = 2m (cos, sin) features of the Gaussian kernel, each entry
     has variance (1 + k(2 Delta) - 2 k(Delta)^2) / D = (1 - k^2)^2 / D.
     """
     x = np.random.default_rng(3).standard_normal((40, 6))
@@ -236,7 +236,7 @@ def test_orthogonal_trigonometric_beats_rbfsampler_on_digits():
     """The issue's target at one width (D = 512), mean of 5 seeds; the benchmark has more.
 
     The gain of orthogonal (cos, sin) pairs depends on the bandwidth: it is largest where
-    kernel values are large (THEORY 3, 6.6). Measured here (800 digits): 0.54 with the
+    kernel values are large (formulas §3, 6.6). Measured here (800 digits): 0.54 with the
     median heuristic, 0.74 with SVC's ``gamma="scale"``; the benchmark on all 1797 digits
     gives 0.54-0.60 and 0.71-0.76 over D in {256, 1024, 4096}.
     """

@@ -44,7 +44,7 @@ def test_kernels_match_direct_formulas(points):
 
 
 def test_softmax_and_gaussian_kernels_are_related_by_the_norm_factors(points):
-    # THEORY 1.1 [A4]: SM(x, y) = exp(|x|^2/2) K_gauss(x, y) exp(|y|^2/2).
+    # formulas §1.1 [A4]: SM(x, y) = exp(|x|^2/2) K_gauss(x, y) exp(|y|^2/2).
     x, y = points
     hx = np.exp(0.5 * (x**2).sum(1))[:, None]
     hy = np.exp(0.5 * (y**2).sum(1))[None, :]

@@ -1,7 +1,7 @@
 """favor.features and favor._jit.features: collapsed formulas, dtypes, unbiasedness, jit twins.
 
 The exact tests check the literal feature vectors against the collapsed forms of their
-dot products (THEORY 2.2-2.4, [B-feat]) to 1e-12. The statistical test is seeded and uses
+dot products (formulas §2.2-2.4, [B-feat]) to 1e-12. The statistical test is seeded and uses
 the |z| >= 5 rule (false-alarm rate 5.7e-7) with a negative control that must fail.
 """
 
@@ -31,7 +31,7 @@ def _sq(a):
 
 
 def _collapsed(name: str, kernel: str, x, y, w) -> np.ndarray:
-    """The dot products phi(x_i).phi(y_j) written as THEORY 2.2-2.4 collapse them."""
+    """The dot products phi(x_i).phi(y_j) written as formulas §2.2-2.4 collapse them."""
     m = w.shape[0]
     sx, sy = _sq(x)[:, None], _sq(y)[:, None]  # (n, 1)
     delta = x[:, None, :] - y[None, :, :]  # (n_x, n_y, d)
@@ -44,7 +44,7 @@ def _collapsed(name: str, kernel: str, x, y, w) -> np.ndarray:
     if name == "relu":
         return np.maximum(x @ w.T, 0) @ np.maximum(y @ w.T, 0).T / m
     # positive: Lambda * mean exp(w.z); hyperbolic: Lambda * mean cosh(w.z), where the
-    # Gaussian forms multiply by a further exp(-(|x|^2 + |y|^2) / 2) (THEORY 1.1).
+    # Gaussian forms multiply by a further exp(-(|x|^2 + |y|^2) / 2) (formulas §1.1).
     factor = np.exp(-(sx + sy.T) / 2)
     if kernel == "gaussian":
         factor = factor * np.exp(-(sx + sy.T) / 2)
@@ -130,7 +130,7 @@ def _mean_z(x, y, sampler, n_replicates: int, seed: int) -> float:
 
 
 def _pair(seed: int, d: int = 8, sum_norm: float = 1.1):
-    """x, y in general position with |x + y|^2 = sum_norm^2 (THEORY 8.2 rule (a))."""
+    """x, y in general position with |x + y|^2 = sum_norm^2 (formulas §8.2 rule (a))."""
     rng = np.random.default_rng(seed)
     x, y = rng.standard_normal((2, d))
     scale = sum_norm / np.linalg.norm(x + y)
@@ -147,7 +147,7 @@ def test_positive_orthogonal_softmax_features_are_unbiased(pair_seed):
 
 @pytest.mark.statistical
 def test_negative_control_fixed_norm_rows_are_biased_for_softmax():
-    # sqrt(d)-length rows estimate SMREG < SM (Performers Thm 1; THEORY 2.5, 3.1 [C3b]).
+    # sqrt(d)-length rows estimate SMREG < SM (Performers Thm 1; formulas §2.5, 3.1 [C3b]).
     x, y = _pair(1)
     z = _mean_z(
         x, y, lambda m, d, rng: orthogonal_projection(m, d, norms="fixed", rng=rng), 30000, 41

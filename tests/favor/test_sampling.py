@@ -1,7 +1,7 @@
 """favor.sampling: shapes, exact invariants, Haar sign symmetry, chi norms, the QR sign-fix regression.
 
 Statistical tests are seeded and use the |z| >= 5 rule (two-sided false-alarm rate
-5.7e-7 per decision under the CLT; THEORY 8.2), or a KS p-value below 1e-6. Each has a
+5.7e-7 per decision under the CLT; formulas §8.2), or a KS p-value below 1e-6. Each has a
 negative control, a deliberately broken sampler that the same decision must reject.
 """
 
@@ -30,7 +30,7 @@ def _qr_without_sign_fix(n_features: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _orthogonal_unfixed(n_components: int, n_features: int, rng: np.random.Generator):
-    """Negative control: chi-norm ORF built from unfixed QR blocks (THEORY 3.1, [C4a])."""
+    """Negative control: chi-norm ORF built from unfixed QR blocks (formulas §3.1, [C4a])."""
     n_blocks = -(-n_components // n_features)
     directions = np.concatenate([_qr_without_sign_fix(n_features, rng) for _ in range(n_blocks)])[
         :n_components
@@ -137,8 +137,8 @@ def _positive_orf_z_score(sampler, n_replicates: int, seed: int) -> float:
     """z of the mean positive ORF estimate of SM(x, y) for x = y = 0.5 e_1, d = m = 8.
 
     The one-sided exp features read the first coordinate of every row, so a sampler
-    whose rows prefer a half-space is biased (THEORY 3.1, 8.2 [C4a]); |x+y|^2 = 1 keeps
-    the estimator's tails light enough for the CLT (THEORY 8.2 rule (a)).
+    whose rows prefer a half-space is biased (formulas §3.1, 8.2 [C4a]); |x+y|^2 = 1 keeps
+    the estimator's tails light enough for the CLT (formulas §8.2 rule (a)).
     """
     d = m = 8
     x = np.zeros(d)

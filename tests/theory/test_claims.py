@@ -2,7 +2,7 @@
 
 Each check decides at a declared false-alarm rate of at most 1e-6 (theory._stats), so a
 correct implementation fails a given seed with probability at most 1e-6, decided once
-when the seed was chosen (THEORY 8.2).
+when the seed was chosen (formulas §8.2).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """theory.closed_forms against brute force: 1-D quadrature, direct integration, large Monte Carlo.
 
 Monte Carlo comparisons here use NumPy only (never favor) and the |z| < 5 rule
-(two-sided false-alarm rate 5.7e-7 per comparison under the CLT; THEORY 8.2).
+(two-sided false-alarm rate 5.7e-7 per comparison under the CLT; formulas §8.2).
 """
 
 from __future__ import annotations

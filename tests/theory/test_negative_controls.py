@@ -1,4 +1,4 @@
-"""Every claim's check, fed a deliberately broken variant, must fail (STYLE 4.11).
+"""Every claim's check, fed a deliberately broken variant, must fail.
 
 The broken variants (theory.controls): features scaled by 1.05, QR blocks without the sign
 fix, fixed sqrt(d) row norms where chi norms are claimed, an epsilon inside the features,
