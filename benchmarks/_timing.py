@@ -1,6 +1,6 @@
 """Timing helpers shared by the benchmarks: medians, stall probes, peak memory.
 
-Shared machines are noisy: every case
+Timings vary with the other load on the machine: every case
 is timed several times and summarised as median (min - max, n); a tiny multithreaded
 probe runs before and after each case, and a case whose probe shows the occasional
 "every parallel op takes 8 ms longer" stall is rerun. Peak memory is read in a fresh

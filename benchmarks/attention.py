@@ -191,8 +191,8 @@ def run_length(n_tokens: int, args: argparse.Namespace, notes: list[str]) -> lis
     floor_parts = {name: time_case(fn, repeats=repeats) for name, fn in components.items()}
     with threadpool_limits(limits=1, user_api="blas"):
         floor_parts_1t = {name: time_case(fn, repeats=repeats) for name, fn in components.items()}
-    # The strictest floor: each component at its better BLAS thread count (2 threads on a
-    # quiet machine; one thread can win when other processes load the cores).
+    # The strictest floor: each component at its better BLAS thread count (all threads when
+    # the cores are idle; one thread can win when other processes load the cores).
     floor = sum(min(floor_parts[n].median, floor_parts_1t[n].median) for n in components)
     timings["floor chained"] = time_case(floor_chained(q, k, v, w), repeats=repeats)
     for causal in (False, True):

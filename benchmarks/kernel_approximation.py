@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="limit BLAS (threadpoolctl) and Numba to this many threads; a shared machine "
-        "gives steadier single-thread figures",
+        help="limit BLAS (threadpoolctl) and Numba to this many threads; single-thread "
+        "figures are steadier when other processes load the cores",
     )
     args = parser.parse_args(argv)
     if args.threads is not None:

@@ -3,8 +3,8 @@
 CPU mode (default)
     float32, batch x heads = 8, d = 64, m = 256, L in {1024, 4096, 16384}, bidirectional
     and causal, under ``torch.inference_mode``. Implementations are timed in interleaved
-    rounds (one call of each per round), so ratios come from the same minutes of this
-    noisy shared machine; every call is bracketed by a stall probe (a tiny 2-thread
+    rounds (one call of each per round), so the two sides of each ratio see the same
+    background load; every call is bracketed by a stall probe (a tiny 2-thread
     matmul) and a call whose probe stalled is retried. Reports medians (min - max, n),
     the median of per-round ratios, a Markdown table, and JSON (``--out``).
 
@@ -133,7 +133,7 @@ def fmt(ms: float) -> str:
 
 
 class Probe:
-    """A tiny parallel matmul; a slow probe marks a stalled stretch of the shared machine."""
+    """A tiny parallel matmul; a slow probe marks a stretch where other load stalls parallel ops."""
 
     def __init__(self) -> None:
         g = torch.Generator().manual_seed(1)

@@ -257,14 +257,14 @@ print(f"decoding vs the causal engine: max |difference| = {np.max(np.abs(decoded
 # is timed only up to $L = 8192$ (its $L \times L$ matrix per head would take
 # over a gigabyte beyond). Everything runs on one core (`threadpoolctl` limits BLAS, and
 # FAVOR+ caps its Numba threads by the BLAS limit), and each time is the best of a few
-# runs: a fair comparison that a busy machine disturbs little. `benchmarks/attention.py`
-# measures the multi-threaded engine carefully.
+# runs: the same resources for both, and the best run is the one least disturbed by other
+# processes. `benchmarks/attention.py` measures the multi-threaded engine carefully.
 
 
 # %%
 def best_time(fn, repeats=3):
-    """Best wall-clock seconds of ``fn()`` over ``repeats`` runs after one warm-up (the least
-    disturbed by other processes on a shared machine)."""
+    """Best wall-clock seconds of ``fn()`` over ``repeats`` runs after one warm-up (the run
+    least disturbed by other processes)."""
     fn()
     times = []
     for _ in range(repeats):

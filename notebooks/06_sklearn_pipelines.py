@@ -175,7 +175,7 @@ print(
 # machine as $D$ grows; on digits FavorSampler is at or above RBFSampler at almost every
 # width (on breast cancer one test point is 0.7 %, so the curves differ by noise). Right: the time the sampler itself takes to fit and transform the
 # training and test sets (the part that differs between the pipelines; best of three runs,
-# so a busy machine disturbs it less, though not entirely). Nystroem's cost grows like
+# which reduces, but does not remove, the effect of other processes on the timings). Nystroem's cost grows like
 # $D^2$ and it needs $D \le n$; the random-feature samplers are one matrix product plus
 # element-wise work, and FavorSampler's (cos, sin) pass is the cheaper one at large $D$.
 

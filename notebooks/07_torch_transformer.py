@@ -43,8 +43,8 @@ MODELS = {
 }
 if SMOKE:
     MODELS.pop("FAVOR+, m = 16")
-# Tiny tensors: one thread is fastest (no synchronisation) and keeps timings stable on a
-# shared machine; both attention layers get the same single thread.
+# Tiny tensors: one thread is fastest (no synchronisation) and keeps timings stable when
+# other processes compete for the cores; both attention layers get the same single thread.
 torch.set_num_threads(1)
 COLOURS = dict(zip(MODELS, ("tab:blue", "tab:orange", "tab:red"), strict=False))
 
@@ -205,7 +205,7 @@ finish(fig, "training")
 # %%
 def best_time(fn, repeats=3):
     """Best CPU seconds of ``fn()`` over ``repeats`` runs after one warm-up (one thread, so
-    CPU time is compute time, and other processes on a shared machine do not inflate it)."""
+    CPU time is compute time, and other processes do not inflate it)."""
     fn()
     times = []
     for _ in range(repeats):

@@ -12,7 +12,7 @@ returns
 
 whose last column is the normaliser; every weight :math:`e^{a_j - r_t} \le 1`, and the
 factor :math:`e^{-r_t}` is common to numerator and normaliser, so it cancels exactly
-(formulas §4, causal prefix sums; Performers Sec. 2.6 / Eq. 12).
+(formulas §1.3 [A2] and §1.4: prefix sums, running maximum; Performers Sec. 2.6 / Eq. 12).
 
 Chunked evaluation with chunks of ``C`` positions (``N = L / C`` chunks):
 
