@@ -8,19 +8,75 @@ fails (a skipped attention claim counts as a failure, so a missing
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import html
 import platform
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from theory.registry import CLAIMS, ClaimSpec, run_claim
 from theory.results import ClaimCheck
 
-__all__ = ["format_table", "run_all", "write_report"]
+__all__ = ["extra_fields", "format_table", "print_table", "run_all", "write_report"]
+
+#: Widest results table printed to the terminal (the report has every detail).
+TABLE_WIDTH = 100
+_BASE_FIELDS = frozenset(
+    {
+        "name",
+        "source",
+        "estimate",
+        "interval",
+        "alpha",
+        "n_trials",
+        "seed",
+        "passed",
+        "statistic",
+        "target",
+        "data",
+    }
+)
+
+
+def extra_fields(result: ClaimCheck) -> dict[str, Any]:
+    """Scalar fields of ``result`` beyond the basic evidence (e.g. a resolving power).
+
+    Parameters
+    ----------
+    result : ClaimCheck
+        The evidence.
+
+    Returns
+    -------
+    dict
+        Field name -> value, for every dataclass field (or ``resolving_power`` attribute)
+        that is a number or a string and not ``None``, in declaration order.
+    """
+    extras: dict[str, Any] = {}
+    names = [f.name for f in dataclasses.fields(result) if f.name not in _BASE_FIELDS]
+    if "resolving_power" not in names and hasattr(result, "resolving_power"):
+        names.append("resolving_power")
+    for name in names:
+        value = getattr(result, name, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
+        extras[name] = value
+    return extras
+
+
+def _progress_console(stream: TextIO) -> Any:
+    try:
+        from rich.console import Console
+    except ImportError:  # pragma: no cover - rich is a core dependency
+        return None
+    console = Console(file=stream)
+    return console if console.is_terminal else None
 
 
 def run_all(
@@ -30,6 +86,9 @@ def run_all(
     stream: TextIO | None = None,
 ) -> tuple[list[ClaimCheck], list[float]]:
     """Run the claims in order, reporting progress to ``stream``.
+
+    On a terminal the progress is a bar (``rich``); otherwise (CI logs, pipes) one line
+    per claim: ``[ i/n] ID statement ... PASS (1.2 s)``.
 
     Parameters
     ----------
@@ -49,10 +108,36 @@ def run_all(
     """
     stream = sys.stderr if stream is None else stream
     specs = list(CLAIMS if claims is None else claims)
-    results, seconds = [], []
+    results: list[ClaimCheck] = []
+    seconds: list[float] = []
+    console = _progress_console(stream)
+    if console is not None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("theory", total=len(specs))
+            for spec in specs:
+                bar.update(task, description=f"{spec.claim_id:4s} {spec.statement[:40]}")
+                start = time.perf_counter()
+                results.append(run_claim(spec, profile=profile))
+                seconds.append(time.perf_counter() - start)
+                bar.advance(task)
+        return results, seconds
     for i, spec in enumerate(specs, start=1):
         print(
-            f"[{i:2d}/{len(specs)}] {spec.claim_id:4s} {spec.statement[:70]} ...",
+            f"[{i:2d}/{len(specs)}] {spec.claim_id:4s} {spec.statement[:60]} ...",
             end="",
             file=stream,
             flush=True,
@@ -69,8 +154,76 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if np.isfinite(v) else "nan"
 
 
-def format_table(results: Sequence[ClaimCheck], *, markdown: bool = False) -> str:
-    """The results as a text (or Markdown) table: claim, source, statistic, interval, verdict.
+def _fmt_extra(value: Any) -> str:
+    if isinstance(value, float):
+        return _fmt(value)
+    return str(value)
+
+
+def _title(result: ClaimCheck) -> str:
+    """The name without its id (``"U1 positive x iid ..."`` -> ``"positive x iid ..."``)."""
+    parts = result.name.split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _extra_names(results: Sequence[ClaimCheck]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        names += [n for n in extra_fields(r) if n not in names]
+    return names
+
+
+def _details(
+    results: Sequence[ClaimCheck], seconds: Sequence[float] | None
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Header and rows of the full table (every field, for the report)."""
+    extras = _extra_names(results)
+    head = (
+        "claim",
+        "statement",
+        "source",
+        "statistic",
+        "estimate [interval]",
+        *[e.replace("_", " ") for e in extras],
+        "alpha",
+        "trials",
+        "seed",
+        *(("seconds",) if seconds is not None else ()),
+        "verdict",
+    )
+    rows = []
+    for i, r in enumerate(results):
+        more = extra_fields(r)
+        rows.append(
+            (
+                r.claim_id,
+                _title(r),
+                r.source,
+                r.statistic,
+                f"{_fmt(r.estimate)} [{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]",
+                *[_fmt_extra(more[e]) if e in more else "" for e in extras],
+                f"{r.alpha:g}",
+                str(r.n_trials),
+                str(r.seed),
+                *((f"{seconds[i]:.2f}",) if seconds is not None else ()),
+                r.verdict,
+            )
+        )
+    return head, rows
+
+
+def format_table(
+    results: Sequence[ClaimCheck],
+    *,
+    markdown: bool = False,
+    seconds: Sequence[float] | None = None,
+) -> str:
+    """Every detail of the results as a Markdown (or plain fixed-width) table.
+
+    Columns: claim, statement, source, decision statistic, estimate and interval, any extra
+    fields of the results (:func:`extra_fields`, e.g. a resolving power), false-alarm rate,
+    trials, seed, seconds (when given) and verdict. The terminal gets the narrower
+    :func:`print_table`.
 
     Parameters
     ----------
@@ -78,38 +231,99 @@ def format_table(results: Sequence[ClaimCheck], *, markdown: bool = False) -> st
         The evidence.
     markdown : bool, default=False
         Markdown pipe table instead of fixed-width text.
+    seconds : sequence of float, optional
+        Wall time per claim.
 
     Returns
     -------
     str
         The table.
     """
-    rows = [
-        (
-            r.name,
-            r.source,
-            r.statistic,
-            f"{_fmt(r.estimate)} [{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]",
-            r.verdict,
-        )
-        for r in results
-    ]
-    head = ("claim", "source", "statistic", "estimate [interval]", "verdict")
+    head, rows = _details(results, seconds)
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = [min(60, max(len(str(x[i])) for x in [head, *rows])) for i in range(len(head))]
-
-    def cut(s: str, w: int) -> str:
-        return s if len(s) <= w else s[: w - 3] + "..."
-
-    lines = ["  ".join(cut(h, w).ljust(w) for h, w in zip(head, widths, strict=True))]
+    widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(lines)
+
+
+def print_table(
+    results: Sequence[ClaimCheck],
+    seconds: Sequence[float],
+    *,
+    file: TextIO | None = None,
+    width: int | None = None,
+) -> None:
+    """Print the results table, at most :data:`TABLE_WIDTH` columns wide.
+
+    Columns: claim id, what it claims, estimate, interval, extra fields (e.g. a resolving
+    power) when the results carry them, seconds, verdict. Long statements wrap inside their
+    column; the source and decision statistic are in the report (:func:`write_report`).
+
+    Parameters
+    ----------
+    results : sequence of ClaimCheck
+        The evidence.
+    seconds : sequence of float
+        Wall time per claim.
+    file : file-like, optional
+        Where to print (default ``sys.stdout``).
+    width : int, optional
+        Table width (default: the terminal's, at most :data:`TABLE_WIDTH`; exactly that
+        when not printing to a terminal).
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    file = sys.stdout if file is None else file
+    console = Console(file=file, highlight=False, soft_wrap=False)
+    if width is None:
+        width = min(console.width, TABLE_WIDTH) if console.is_terminal else TABLE_WIDTH
+    console.width = min(width, TABLE_WIDTH)
+    extras = _extra_names(results)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("claim", no_wrap=True)
+    table.add_column("what", ratio=1, overflow="fold")
+    table.add_column("estimate", justify="right", no_wrap=True)
+    table.add_column("interval", no_wrap=True)
+    for name in extras:
+        table.add_column(name.replace("_", " "), justify="right", overflow="fold")
+    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for r, s in zip(results, seconds, strict=True):
+        more = extra_fields(r)
+        table.add_row(
+            r.claim_id,
+            _title(r),
+            _fmt(r.estimate),
+            f"[{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]",
+            *[_fmt_extra(more[e]) if e in more else "" for e in extras],
+            f"{s:.1f}",
+            "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]",
+        )
+    console.print(table)
+
+
+def _header(results: Sequence[ClaimCheck], profile: str, total_seconds: float | None) -> str:
+    import favor
+
+    n_fail = sum(not r.passed for r in results)
+    return (
+        f"Profile `{profile}`; favor {favor.__version__}; NumPy {np.__version__}; "
+        f"Python {platform.python_version()}; {len(results)} claims, {n_fail} failed"
+        + (f"; {total_seconds:.1f} s wall time." if total_seconds is not None else ".")
+    )
+
+
+_INTRO = (
+    "Every check is seeded (root seed per claim) and decides at a declared false-alarm rate "
+    "(alpha, per check; see `theory._stats`). Intervals are simultaneous at that rate."
+)
 
 
 def write_report(
@@ -122,7 +336,7 @@ def write_report(
     throughput: dict[str, dict[str, float]] | None = None,
     total_seconds: float | None = None,
 ) -> Path:
-    """Write ``report.md`` into ``out_dir``.
+    """Write ``report.md`` and ``report.html`` (figures inline) into ``out_dir``.
 
     Parameters
     ----------
@@ -135,7 +349,7 @@ def write_report(
     profile : str
         The profile that was run.
     figures : sequence of Path
-        Figure files to link.
+        Figure files (PNG) to show: linked from the Markdown, embedded in the HTML.
     throughput : dict, optional
         Monte Carlo throughput measurements to include.
     total_seconds : float, optional
@@ -144,34 +358,34 @@ def write_report(
     Returns
     -------
     Path
-        The report file.
+        The Markdown report (the HTML one is beside it, same stem).
     """
-    import favor
+    from theory.closed_forms import CONSTANT_PROVENANCE
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_fail = sum(not r.passed for r in results)
+    header = _header(results, profile, total_seconds)
     lines = [
         "# favor theory report",
         "",
-        f"Profile `{profile}`; favor {favor.__version__}; NumPy {np.__version__}; "
-        f"Python {platform.python_version()}; {len(results)} claims, {n_fail} failed"
-        + (f"; {total_seconds:.1f} s wall time." if total_seconds is not None else "."),
+        header,
         "",
-        "Every check is seeded (root seed per claim) and decides at a declared false-alarm rate "
-        "(alpha, per check; see `theory._stats`). Intervals are simultaneous at that rate.",
+        _INTRO,
         "",
-        format_table(results, markdown=True),
-        "",
-        "## Time per claim",
-        "",
-        "| claim | seconds | trials |",
-        "|---|---|---|",
+        format_table(results, markdown=True, seconds=seconds),
     ]
-    lines += [
-        f"| {r.claim_id} | {s:.2f} | {r.n_trials} |" for r, s in zip(results, seconds, strict=True)
-    ]
+    throughput_rows = []
     if throughput:
+        for key, t in throughput.items():
+            sampler, pairs = key.split(":")
+            throughput_rows.append(
+                (
+                    sampler,
+                    pairs,
+                    f"{t['trials_per_second']:.3g}",
+                    f"{t['estimates_per_second']:.3g}",
+                )
+            )
         lines += [
             "",
             "## Monte Carlo throughput (d = 16, m = 64, positive features)",
@@ -179,18 +393,87 @@ def write_report(
             "| sampler | pairs per trial | trials/s | kernel estimates/s |",
             "|---|---|---|---|",
         ]
-        for key, t in throughput.items():
-            sampler, pairs = key.split(":")
-            lines.append(
-                f"| {sampler} | {pairs} | {t['trials_per_second']:.3g} | {t['estimates_per_second']:.3g} |"
-            )
+        lines += ["| " + " | ".join(row) + " |" for row in throughput_rows]
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{f.stem}]({f.name})" for f in figures]
-    from theory.closed_forms import CONSTANT_PROVENANCE
-
     lines += ["", "## Provenance of the uniform-convergence constants", ""]
     lines += [f"- `{k}`: {v}" for k, v in CONSTANT_PROVENANCE.items()]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    head, rows = _details(results, seconds)
+    page = _html_page(
+        header, head, rows, throughput_rows, figures, dict(CONSTANT_PROVENANCE), results
+    )
+    path.with_suffix(".html").write_text(page, encoding="utf-8")
     return path
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 80rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; font-size: 0.9rem; margin: 1rem 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left;
+         vertical-align: top; }
+th { background: #f4f4f4; }
+td.pass { color: #1a7f37; font-weight: 600; }
+td.fail { color: #cf222e; font-weight: 700; }
+figure { display: inline-block; margin: 1rem; }
+figure img { max-width: 36rem; width: 100%; border: 1px solid #eee; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+"""
+
+
+def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        cells = []
+        for h, c in zip(head, row, strict=True):
+            css = f' class="{c.lower()}"' if h == "verdict" else ""
+            cells.append(f"<td{css}>{html.escape(c)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def _html_page(
+    header: str,
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    throughput_rows: Sequence[Sequence[str]],
+    figures: Sequence[Path],
+    provenance: dict[str, str],
+    results: Sequence[ClaimCheck],
+) -> str:
+    n_fail = sum(not r.passed for r in results)
+    status = "all claims passed" if n_fail == 0 else f"{n_fail} claim(s) FAILED"
+    body = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>favor theory report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>favor theory report: {html.escape(status)}</h1>",
+        f"<p>{html.escape(header.replace('`', ''))}</p>",
+        f"<p>{html.escape(_INTRO.replace('`', ''))}</p>",
+        *_html_table(head, rows),
+    ]
+    if throughput_rows:
+        body += ["<h2>Monte Carlo throughput (d = 16, m = 64, positive features)</h2>"]
+        body += _html_table(
+            ("sampler", "pairs per trial", "trials/s", "kernel estimates/s"), throughput_rows
+        )
+    if figures:
+        body.append("<h2>Figures</h2>")
+        for f in figures:
+            data = base64.b64encode(Path(f).read_bytes()).decode("ascii")
+            name = html.escape(Path(f).stem)
+            body.append(
+                f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{name}</figcaption></figure>"
+            )
+    body.append("<h2>Provenance of the uniform-convergence constants</h2><ul>")
+    body += [
+        f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in provenance.items()
+    ]
+    body += ["</ul>", "</body></html>"]
+    return "\n".join(body) + "\n"

@@ -1,26 +1,163 @@
-"""``python -m theory``: the smoke profile, the report, the figures, the exit status."""
+"""``python -m theory``: usage errors, the table, the report, the figures, the exit status."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from theory.__main__ import main
+import pytest
+
+from theory.__main__ import EXIT_USAGE, main
+from theory.report import TABLE_WIDTH
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The issue's bound on a usage error, process start included.
+USAGE_ERROR_SECONDS = 2.0
+
+
+def _run_module(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "theory", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+    return proc, time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "/unwritable/path"], "--out /unwritable/path: its parent directory"),
+        (["--claims", "ZZ9"], "unknown claim id ZZ9 (known: U1-"),
+    ],
+    ids=["unwritable-out", "unknown-claim"],
+)
+def test_usage_errors_fail_fast_with_one_line(args: list[str], message: str) -> None:
+    assert not Path("/unwritable").exists()
+    proc, seconds = _run_module(*args)
+    assert proc.returncode == EXIT_USAGE == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("python -m theory: error: "), lines
+    assert message in lines[0], lines
+    assert proc.stdout == ""
+    assert seconds < USAGE_ERROR_SECONDS, f"{seconds:.2f} s"
+    assert not Path("/unwritable").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--claims", ""], "--claims is empty"),
+        (["--claims", " , "], "--claims is empty"),
+        (["--claims", "U1,,V2"], "has an empty entry"),
+        (["--claims", "U1,V2,U1"], "lists U1 more than once"),
+        (["--claims", "U1,ZZ9,YY1"], "unknown claim ids ZZ9, YY1"),
+        (["--claims", "u1"], "unknown claim id u1"),
+        (["--no-figures"], "--no-figures needs --out"),
+        (["--out", ""], "--out is empty"),
+        (["--quick", "--full"], "not allowed with argument"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_in_process(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr()
+    assert err.out == ""
+    lines = err.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert message in lines[0], lines
+
+
+def test_out_that_is_a_file_or_under_a_file(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "report.txt"
+    afile.write_text("x")
+    assert main(["--out", str(afile), "--claims", "O2"]) == EXIT_USAGE
+    assert "exists and is not a directory" in capsys.readouterr().err
+    assert main(["--out", str(afile / "sub"), "--claims", "O2"]) == EXIT_USAGE
+    assert "parent directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere"
+)
+def test_out_in_a_read_only_directory(tmp_path: Path, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["--out", str(locked / "report"), "--claims", "O2"]) == EXIT_USAGE
+        assert "cannot write a report there" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
 
 
 def test_smoke_run_passes(capsys):
     assert main(["--smoke"]) == 0
     out = capsys.readouterr()
     assert "3/3 claims passed" in out.out
-    assert "[ 1/3] U1" in out.err  # progress goes to stderr
+    assert "[ 1/3] U1" in out.err  # progress goes to stderr (one line per claim off a terminal)
+    assert max(len(line) for line in out.out.splitlines()) <= TABLE_WIDTH
+
+
+def test_table_fits_100_columns_and_shows_extra_fields(capsys):
+    from dataclasses import dataclass
+
+    from theory.registry import run_claim
+    from theory.report import print_table
+    from theory.results import ClaimCheck
+
+    @dataclass(frozen=True)
+    class WithPower(ClaimCheck):
+        resolving_power: float = 0.0123
+
+    base = run_claim("O2")
+    long = WithPower(**{**base.__dict__, "name": "O2 " + "a very long statement " * 8})
+    print_table([base, long], [0.5, 12.25])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= TABLE_WIDTH, out
+    assert "resolving power" in out
+    assert "0.0123" in out
+    assert "PASS" in out
 
 
 def test_report_is_written_with_the_table(tmp_path, capsys):
     assert main(["--claims", "U1,O2", "--out", str(tmp_path), "--no-figures"]) == 0
     text = (tmp_path / "report.md").read_text()
-    assert "| U1 positive x iid unbiased (softmax)" in text
+    assert "| U1 | positive x iid unbiased (softmax) |" in text
+    assert "Lemma 1" in text  # the source column is in the report
     assert "QUOTED FROM MEMORY" in text
+    page = (tmp_path / "report.html").read_text()
+    assert "<table>" in page
+    assert "positive x iid unbiased (softmax)" in page
     assert "report:" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".theory-write-test-*"))
+
+
+def test_html_report_embeds_the_figures(tmp_path):
+    from theory.figures import figure_orthogonal_vs_iid
+    from theory.registry import run_claim
+    from theory.report import write_report
+
+    fig = figure_orthogonal_vs_iid(tmp_path / "orthogonal_vs_iid.png", n_trials=200)
+    path = write_report([run_claim("O2")], [0.1], tmp_path, profile="quick", figures=[fig])
+    assert "![orthogonal_vs_iid](orthogonal_vs_iid.png)" in path.read_text()
+    page = path.with_suffix(".html").read_text()
+    assert page.count('<img alt="orthogonal_vs_iid" src="data:image/png;base64,') == 1
 
 
 def test_figures_are_written(tmp_path):
@@ -32,9 +169,30 @@ def test_figures_are_written(tmp_path):
     assert b.stat().st_size > 10_000
 
 
+def test_list_prints_every_claim(capsys):
+    from theory.registry import CLAIMS
+
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == [s.claim_id for s in CLAIMS]
+
+
 def test_module_entry_point_exit_status():
-    ok = subprocess.run(
-        [sys.executable, "-m", "theory", "--claims", "O2"], capture_output=True, text=True
-    )
+    ok, _ = _run_module("--claims", "O2")
     assert ok.returncode == 0, ok.stderr
     assert "PASS" in ok.stdout
+    assert max(len(line) for line in ok.stdout.splitlines()) <= TABLE_WIDTH
+
+
+def test_a_failed_claim_exits_1(monkeypatch, capsys):
+    from dataclasses import replace
+
+    import theory.report
+    from theory.registry import run_claim
+
+    def failing(spec, *, profile):
+        return replace(run_claim(spec, profile=profile), passed=False)
+
+    monkeypatch.setattr(theory.report, "run_claim", failing)
+    assert main(["--claims", "O2"]) == 1
+    assert "FAIL" in capsys.readouterr().out
