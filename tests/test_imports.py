@@ -27,6 +27,8 @@ LAYERS = {
     "favor.exact": 3,
     "favor.features": 3,
     "favor._jit": 3,
+    "favor.couplings": 3.5,  # coupled samplers: build on favor.sampling's Haar blocks
+    "favor.kernels": 3.7,  # Laplacian / Matern exact kernels and spectral laws
     "favor.attention": 4,
     "favor.decoding": 5,  # streaming decoding on top of favor.attention
     "favor.estimators": 6,
