@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from theory import attention_error, orthogonality, unbiasedness, uniform_convergence, variance
+from theory import (
+    attention_error,
+    gerf_claims,
+    orthogonality,
+    unbiasedness,
+    uniform_convergence,
+    variance,
+)
 from theory.closed_forms import orthogonal_pair_covariance
 from theory.controls import (
     epsilon_attention,
@@ -212,6 +219,85 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         },
     ),
 )
+
+
+def _psi_on_both_sides() -> dict[str, Any]:
+    return {"key_psi_power": 1.0}
+
+
+def _wrong_a() -> dict[str, Any]:
+    return {"a_function": gerf_claims.secondary_source_a}
+
+
+#: Claims for the maps beyond FAVOR+ (FAVOR++ / SADERF / hybrid; formulas §6.3-6.5).
+GERF_CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        "G1",
+        "oprf features (GERF at the fitted A*) with orthogonal chi-norm rows are unbiased "
+        "for the softmax kernel",
+        gerf_claims.check_gerf_unbiased,
+        {"projection": "orthogonal"},
+        {"n_trials": 400_000},
+        {"fixed sqrt(d) norms": _fixed()},
+    ),
+    ClaimSpec(
+        "G2",
+        "saderf (queries by Psi, keys by Psi^-1, then GERF) is unbiased for exp(x.y)",
+        gerf_claims.check_gerf_unbiased,
+        {"projection": "iid", "rescale": "saderf", "seed": 1306},
+        {"n_trials": 400_000},
+        {"Psi on both sides": _psi_on_both_sides},
+    ),
+    ClaimSpec(
+        "G3",
+        "favor's A*(rho) = (1 - 2 rho - sqrt((2 rho + 1)^2 + 8 rho))/16 is the exact "
+        "minimiser of the GERF variance on a (d, rho) grid",
+        gerf_claims.check_oprf_optimal_a,
+        controls={"secondary-source A* (1/8, rho = |x+y|^2)": _wrong_a},
+    ),
+    ClaimSpec(
+        "G4",
+        "the MSE of FAVOR++ (oprf features, one orthogonal block) equals "
+        "Var_1(A*)/m + ((m-1)/m) Cov_ORF",
+        gerf_claims.check_favorpp_mse,
+        full={"n_trials": 600_000},
+        controls={"secondary-source A* (1/8, rho = |x+y|^2)": _wrong_a},
+    ),
+    ClaimSpec(
+        "G5",
+        "in oprf attention E[numerator]/E[normaliser] is exact softmax attention "
+        "(softmax-kernel constants cancel)",
+        gerf_claims.check_attention_ratio_of_means,
+        full={"n_trials": 600_000},
+        controls={
+            "Gaussian-kernel constant": lambda: {"features": gerf_claims.gaussian_constant_features}
+        },
+    ),
+    ClaimSpec(
+        "H1",
+        "angular hybrid features (sign-estimated weight on the hyperbolic estimate) are "
+        "unbiased with the derived MSE",
+        gerf_claims.check_hybrid_mse,
+        full={"n_trials": 100_000},
+        controls={
+            "weight on the trigonometric estimate": lambda: {
+                "features": gerf_claims.hybrid_trig_weighted
+            }
+        },
+    ),
+    ClaimSpec(
+        "H2",
+        "for equal norms the hybrid estimate is exact at theta = 0 and theta = pi",
+        gerf_claims.check_hybrid_exact_ends,
+        controls={
+            "weight on the trigonometric estimate": lambda: {
+                "features": gerf_claims.hybrid_trig_weighted
+            }
+        },
+    ),
+)
+
+CLAIMS = (*CLAIMS, *GERF_CLAIMS)
 
 
 def get_claim(claim_id: str) -> ClaimSpec:

@@ -1,0 +1,408 @@
+r"""Generalised exponential features fitted to the data: OPRF (FAVOR++) and SADERF (FAVOR#-style).
+
+Generalised exponential random features (GERF; Likhosherstov et al., "Chefs' Random
+Tables", NeurIPS 2022; formulas §6.3) for the softmax kernel:
+
+.. math::
+    f_A(\omega, x) = (1-4A)^{d/4}\exp\!\big(A\lVert\omega\rVert^2 + \sqrt{1-4A}\,\omega^T x
+    - \lVert x\rVert^2/2\big), \qquad E_{\omega\sim\mathcal N(0, I)}[f_A(\omega, x)\,
+    f_A(\omega, y)] = e^{x^T y}
+
+for every :math:`A < 1/4` (:math:`A = 0` is FAVOR+'s positive map). The features are
+positive, and bounded in :math:`\omega` for :math:`A < 0`. The single-projection variance
+is minimal at
+
+.. math::
+    A^* = \frac{1 - 2\rho - \sqrt{(2\rho+1)^2 + 8\rho}}{16}, \qquad
+    \rho = \lVert x + y\rVert^2 / d \quad (A^* \le 0),
+
+(formulas §6.3, [F2]; the official ``expplus`` code agrees). Attention needs one
+:math:`A` for all pairs, so :math:`\rho` is replaced by its mean over all query-key
+pairs of a sequence (the *homogeneity heuristic*), computable in :math:`O(L d)`:
+
+.. math::
+    \bar\rho = \frac1d\Big(\overline{\lVert x\rVert^2} + \overline{\lVert y\rVert^2}
+    + 2\,\bar x^T \bar y\Big).
+
+* ``"oprf"``: GERF with :math:`A^*(\bar\rho)`; with block-orthogonal chi-norm projections
+  this is FAVOR++. Queries and keys use the same map (a symmetric kernel estimator).
+* ``"saderf"``: first a diagonal rescaling :math:`x \to \Psi x`, :math:`y \to \Psi^{-1} y`
+  (dot products unchanged, so the estimate stays unbiased for :math:`e^{x^T y}`) with
+  :math:`\Psi_{ll} = (\sum_j y_{j,l}^2 / \sum_i x_{i,l}^2)^{1/4}`, the minimiser of the mean
+  :math:`\lVert\Psi x_i + \Psi^{-1}y_j\rVert^2` (formulas §6.4, [G2]), then OPRF on the
+  rescaled inputs. Queries and keys get *different* maps: it applies to attention (and to
+  any bilinear :math:`q^T k` estimate), not to a symmetric kernel transformer.
+
+The fitted values are :class:`GerfParameters`, one :math:`A` (and one :math:`\Psi`) per
+(batch..., head) group. They are constants of the estimator: given them, every entry of
+the attention matrix is unbiased. In bidirectional attention they are fitted from the
+sequence itself. In causal attention (and decoding) an output at position :math:`t` may
+not depend on later positions, and a parameter fitted on the whole sequence would make it
+depend on all of them; a running fit cannot be folded into the prefix state either (a
+change of :math:`A` changes the features' shape, not just their scale, so the carried
+state cannot be rescaled to it). Causal use therefore takes parameters fixed by the
+caller: :func:`fit_gerf_parameters` on calibration data (e.g. a batch of training
+sequences, or the prompt), passed as ``feature_params``.
+
+In attention the inputs are first scaled by :math:`s = d^{-1/4}` (formulas §1.2); all
+formulas above apply to :math:`x = s q`, :math:`y = s k`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "GerfParameters",
+    "fit_gerf_parameters",
+    "gerf_features",
+    "mean_rho",
+    "oprf_a",
+    "saderf_psi",
+]
+
+#: Range of each diagonal entry of Psi (a coordinate that is zero in all queries or all
+#: keys would otherwise send it to 0 or infinity; its dot products are zero either way).
+PSI_RANGE = (1e-3, 1e3)
+
+
+@dataclass(frozen=True)
+class GerfParameters:
+    """Fitted GERF parameters, one set per (batch..., head) group.
+
+    Attributes
+    ----------
+    features : {"oprf", "saderf"}
+        The map they belong to.
+    a : numpy.ndarray of shape lead
+        :math:`A` per group (float64, every entry :math:`\\le 0`).
+    psi : numpy.ndarray of shape lead + (d,), or None
+        Diagonal of :math:`\\Psi` per group (``"saderf"`` only).
+
+    Notes
+    -----
+    ``lead`` must broadcast against the leading axes of the attention inputs, e.g.
+    parameters fitted on calibration data of shape ``(H, L, d)`` serve inputs of shape
+    ``(B, H, L, d)``.
+    """
+
+    features: str
+    a: np.ndarray
+    psi: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.features not in ("oprf", "saderf"):
+            raise ValueError(f"features must be 'oprf' or 'saderf', got {self.features!r}")
+        a = np.asarray(self.a, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or np.any(a >= 0.125):
+            raise ValueError("a must be finite and below 1/8 (finite variance)")
+        object.__setattr__(self, "a", a)
+        if self.features == "saderf":
+            if self.psi is None:
+                raise ValueError("psi is required for features='saderf'")
+            psi = np.asarray(self.psi, dtype=np.float64)
+            if psi.ndim < 1 or not np.all(np.isfinite(psi)) or np.any(psi <= 0):
+                raise ValueError("psi must be a finite, positive array of shape lead + (d,)")
+            object.__setattr__(self, "psi", psi)
+        elif self.psi is not None:
+            raise ValueError("psi must be None for features='oprf'")
+
+
+def oprf_a(rho: Any) -> np.ndarray:
+    r"""The variance-optimal :math:`A^*(\rho) = (1 - 2\rho - \sqrt{(2\rho+1)^2 + 8\rho})/16`.
+
+    Parameters
+    ----------
+    rho : float or array_like
+        :math:`\rho \ge 0` (formulas §6.3).
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`A^* \in (-\infty, 0]`.
+    """
+    rho = np.maximum(np.asarray(rho, dtype=np.float64), 0.0)
+    return (1 - 2 * rho - np.sqrt((2 * rho + 1) ** 2 + 8 * rho)) / 16
+
+
+def _sum_sq(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Per-coordinate sum of squares over the sequence axis, in float64: shape (..., d)."""
+    if weights is None:
+        return np.einsum("...li,...li->...i", x, x, dtype=np.float64)
+    return np.einsum("...l,...li,...li->...i", weights, x, x, dtype=np.float64)
+
+
+def _mean(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.mean(x, axis=-2, dtype=np.float64)
+    count = np.maximum(weights.sum(axis=-1), 1.0)[..., None]
+    return np.einsum("...l,...li->...i", weights, x, dtype=np.float64) / count
+
+
+def _count(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.full(x.shape[:-2], float(x.shape[-2]))
+    return np.maximum(weights.sum(axis=-1), 1.0)
+
+
+def _moments(
+    x: np.ndarray, y: np.ndarray, key_weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-coordinate mean squares of x and y and the mean dot product of all pairs."""
+    xx = _sum_sq(x, None) / x.shape[-2]
+    yy = _sum_sq(y, key_weights) / _count(y, key_weights)[..., None]
+    cross = np.einsum("...i,...i->...", _mean(x, None), _mean(y, key_weights))
+    return xx, yy, cross
+
+
+def mean_rho(
+    x: np.ndarray, y: np.ndarray, key_weights: np.ndarray | None = None, scale: float = 1.0
+) -> np.ndarray:
+    r""":math:`\bar\rho = s^2(\overline{\lVert x\rVert^2} + \overline{\lVert y\rVert^2} + 2\bar x^T\bar y)/d` per group.
+
+    The mean of :math:`\lVert s x_i + s y_j\rVert^2 / d` over all (query, key) pairs, in
+    :math:`O(L d)`.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (..., L_q, d)
+        Queries.
+    y : numpy.ndarray of shape (..., L_k, d)
+        Keys.
+    key_weights : numpy.ndarray of shape (..., L_k), optional
+        1 for a key that takes part, 0 for a padded one.
+    scale : float, default=1.0
+        :math:`s` (attention uses :math:`d^{-1/4}`).
+
+    Returns
+    -------
+    numpy.ndarray of shape (...)
+        :math:`\bar\rho` (float64).
+    """
+    xx, yy, cross = _moments(x, y, key_weights)
+    rho = scale**2 * (xx.sum(axis=-1) + yy.sum(axis=-1) + 2 * cross) / x.shape[-1]
+    return np.maximum(rho, 0.0)
+
+
+def _psi(xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(xx > 0, yy / xx, np.where(yy > 0, np.inf, 1.0))
+    return np.clip(ratio**0.25, *PSI_RANGE)
+
+
+def saderf_psi(x: np.ndarray, y: np.ndarray, key_weights: np.ndarray | None = None) -> np.ndarray:
+    r"""The SADERF rescaling :math:`\Psi_{ll} = (\overline{y_l^2} / \overline{x_l^2})^{1/4}` per group.
+
+    Means over the sequence (the paper's sums up to the factor :math:`(L_q/L_k)^{1/4}`,
+    which is 1 in self-attention; with means, the choice does not depend on the lengths).
+    Clipped to :data:`PSI_RANGE` (a coordinate that vanishes in every query or every key
+    contributes nothing to any dot product, so its :math:`\Psi` only has to be finite).
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (..., L_q, d)
+        Queries (any common scale).
+    y : numpy.ndarray of shape (..., L_k, d)
+        Keys.
+    key_weights : numpy.ndarray of shape (..., L_k), optional
+        1 for a key that takes part, 0 for a padded one.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., d)
+        The diagonal of :math:`\Psi` (float64).
+    """
+    xx, yy, _ = _moments(x, y, key_weights)
+    return _psi(xx, yy)
+
+
+def fit_gerf_parameters(
+    x: np.ndarray,
+    y: np.ndarray,
+    features: str,
+    key_weights: np.ndarray | None = None,
+    scale: float = 1.0,
+) -> GerfParameters:
+    r"""Fit :math:`\Psi` (``"saderf"``) and :math:`A^*(\bar\rho)` per group in :math:`O(L d)`.
+
+    For ``"saderf"``, :math:`\bar\rho` is that of the rescaled inputs: the mean squares
+    become :math:`\sum_l \Psi_{ll}^{\pm 2}\overline{x_l^2}` and the cross term
+    :math:`(\Psi\bar x)^T(\Psi^{-1}\bar y) = \bar x^T\bar y` is unchanged.
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (..., L_q, d)
+        Queries.
+    y : numpy.ndarray of shape (..., L_k, d)
+        Keys.
+    features : {"oprf", "saderf"}
+        Which map.
+    key_weights : numpy.ndarray of shape (..., L_k), optional
+        1 for a key that takes part, 0 for a padded one.
+    scale : float, default=1.0
+        :math:`s`: the features are applied to :math:`s x` and :math:`s y`.
+
+    Returns
+    -------
+    GerfParameters
+        Per-group parameters (leading shape of ``x``).
+    """
+    if features not in ("oprf", "saderf"):
+        raise ValueError(f"features must be 'oprf' or 'saderf', got {features!r}")
+    xx, yy, cross = _moments(x, y, key_weights)
+    psi = None
+    if features == "saderf":
+        psi = _psi(xx, yy)
+        xx, yy = xx * psi**2, yy / psi**2
+    rho = np.maximum(scale**2 * (xx.sum(axis=-1) + yy.sum(axis=-1) + 2 * cross) / x.shape[-1], 0)
+    return GerfParameters(features, oprf_a(rho), psi)
+
+
+def gerf_features(x: Any, projection: Any, *, a: float, kernel: str = "softmax") -> np.ndarray:
+    r"""GERF features :math:`m^{-1/2} (1-4A)^{d/4}\exp(A\lVert\omega_r\rVert^2 + \sqrt{1-4A}\,\omega_r^T x - c(x))`.
+
+    :math:`c(x) = \lVert x\rVert^2/2` for the softmax kernel :math:`e^{x^T y}` and
+    :math:`\lVert x\rVert^2` for the Gaussian kernel :math:`e^{-\lVert x-y\rVert^2/2}`
+    (formulas §1.1, §6.3). The exponent is formed once, so nothing overflows where the
+    features are representable.
+
+    Parameters
+    ----------
+    x : array_like of shape (..., d)
+        Inputs, float32 or float64; the output keeps the dtype.
+    projection : array_like of shape (m, d)
+        Projection rows :math:`\omega_r` (marginally :math:`\mathcal N(0, I_d)`).
+    a : float
+        :math:`A < 1/4` (finite variance needs :math:`A < 1/8`).
+    kernel : {"softmax", "gaussian"}, default="softmax"
+        Which kernel the dot products estimate.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., m)
+        The positive features.
+    """
+    from favor._validation import check_choice, check_float_array, check_projection
+
+    x = check_float_array("x", x, min_ndim=1)
+    w = check_projection(projection, x.shape[-1])
+    check_choice("kernel", kernel, ("softmax", "gaussian"))
+    a = float(a)
+    if not np.isfinite(a) or a >= 0.25:
+        raise ValueError(f"a must be a finite number below 1/4, got {a!r}")
+    return _gerf(x, w, a, kernel)
+
+
+def _gerf(x: np.ndarray, w: np.ndarray, a: float, kernel: str) -> np.ndarray:
+    m, d = w.shape
+    b = np.sqrt(1 - 4 * a)
+    half = 0.5 * np.einsum("...i,...i->...", x, x)[..., None]
+    shift = half if kernel == "softmax" else 2 * half
+    const = 0.25 * d * np.log1p(-4 * a) - 0.5 * np.log(m)
+    bias = (a * np.einsum("ri,ri->r", w, w) + const).astype(x.dtype)
+    exponent = x @ (b * w).astype(x.dtype).T + bias - shift
+    return np.exp(exponent, out=exponent)
+
+
+def resolve_parameters(
+    features: str,
+    params: GerfParameters | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    key_weights: np.ndarray | None,
+    causal: bool,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-group ``(a, psi)`` of shape ``(G,)`` and ``(G, d)``: fitted here or the caller's.
+
+    ``x`` and ``y`` are the unscaled inputs, shape ``(..., L, d)``; ``G`` is the product of
+    their leading axes. Causal attention refuses to fit (module docstring).
+    """
+    lead, d = x.shape[:-2], x.shape[-1]
+    if params is None:
+        if causal:
+            raise ValueError(
+                f"features={features!r} with causal=True needs feature_params fixed in advance "
+                "(e.g. favor.fit_feature_params(calibration_queries, calibration_keys, "
+                f"features={features!r})): fitting them on the sequence itself would make "
+                "early outputs depend on later positions"
+            )
+        params = fit_gerf_parameters(x, y, features, key_weights, scale)
+    if not isinstance(params, GerfParameters) or params.features != features:
+        raise ValueError(
+            f"feature_params must be GerfParameters fitted for features={features!r}, "
+            f"got {params!r}"
+        )
+    try:
+        a = np.broadcast_to(params.a, lead)
+        psi = None
+        if params.psi is not None:
+            psi = np.broadcast_to(params.psi, (*lead, d))
+    except ValueError:
+        psi_shape = None if params.psi is None else params.psi.shape
+        raise ValueError(
+            f"feature_params must broadcast to the inputs' leading axes {lead} (and d={d}), "
+            f"got a of shape {params.a.shape} and psi of shape {psi_shape}"
+        ) from None
+    n = int(np.prod(lead, dtype=np.int64))
+    return a.reshape(n), None if psi is None else psi.reshape(n, d)
+
+
+def attention_arrays(
+    qg: np.ndarray,
+    kg: np.ndarray,
+    w: np.ndarray,
+    proj_index: np.ndarray,
+    scale: float,
+    a: np.ndarray,
+    psi: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Inputs for the positive-feature jit scans that make them compute GERF features.
+
+    With augmented inputs :math:`\tilde q = (\Psi q, 1)`, :math:`\tilde k = (\Psi^{-1}k, 1)`
+    and the per-group projection :math:`\tilde W^T = [s\sqrt{1-4A}\,W^T;\ A\lVert\omega_r
+    \rVert^2]`, the positive map's logits are :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) +
+    A\lVert\omega_r\rVert^2` and its key norm term is :math:`s^2\lVert\Psi^{-1}k\rVert^2/2`
+    plus the constant :math:`s^2/2`, which cancels in the normalisation like the factors
+    :math:`(1-4A)^{d/4}` and :math:`m^{-1/2}`. So the engine's positive scans (both
+    directions, stabilisers and all) evaluate exactly the GERF estimator.
+
+    Parameters
+    ----------
+    qg, kg : numpy.ndarray of shape (G, L, d)
+        Unscaled queries and keys per group.
+    w : numpy.ndarray of shape (P, m, d)
+        Projections (float64, unscaled).
+    proj_index : numpy.ndarray of shape (G,)
+        Projection of each group.
+    scale : float
+        :math:`s = d^{-1/4}`.
+    a : numpy.ndarray of shape (G,)
+    psi : numpy.ndarray of shape (G, d) or None
+
+    Returns
+    -------
+    tuple
+        ``(q_aug, k_aug, wt_aug, index)``: shapes (G, L_q, d+1), (G, L_k, d+1),
+        (G, d+1, m) in the inputs' dtype, and ``arange(G)``.
+    """
+    n_groups, _, d = qg.shape
+    dtype = qg.dtype
+    q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
+    k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
+    if psi is None:
+        q_aug[..., :d] = qg
+        k_aug[..., :d] = kg
+    else:
+        np.multiply(qg, psi[:, None, :].astype(dtype), out=q_aug[..., :d])
+        np.divide(kg, psi[:, None, :].astype(dtype), out=k_aug[..., :d])
+    q_aug[..., d] = 1
+    k_aug[..., d] = 1
+    rows = w[proj_index]  # (G, m, d) float64
+    wt = np.empty((n_groups, d + 1, w.shape[1]), dtype=np.float64)
+    wt[:, :d, :] = np.swapaxes(rows, -1, -2) * (scale * np.sqrt(1 - 4 * a))[:, None, None]
+    wt[:, d, :] = a[:, None] * np.einsum("gri,gri->gr", rows, rows)
+    return q_aug, k_aug, np.ascontiguousarray(wt, dtype=dtype), np.arange(n_groups)
