@@ -29,6 +29,8 @@ LAYERS = {
     "favor._jit": 3,
     "favor.couplings": 3.5,  # coupled samplers: build on favor.sampling's Haar blocks
     "favor.kernels": 3.7,  # Laplacian / Matern exact kernels and spectral laws
+    "favor.gerf": 3.8,  # fitted GERF maps (oprf, saderf): parameters and jit-input augmentation
+    "favor.hybrid": 3.8,  # angular hybrid features
     "favor.attention": 4,
     "favor.decoding": 5,  # streaming decoding on top of favor.attention
     "favor.estimators": 6,

@@ -368,14 +368,22 @@ def hybrid_trig_weighted(x: np.ndarray, w: np.ndarray, w2: np.ndarray, *, role: 
     :math:`(1-\\hat\\lambda)\\hat K_{hyp} + \\hat\\lambda\\hat K_{trig}`.
     """
     from favor.features import hyperbolic_features, trigonometric_features
-    from favor.hybrid import _outer, _signs, _weights
 
-    signs = _signs(x, w2)
+    signs = np.where(x @ w2.T >= 0, 1.0, -1.0)
+    n = w2.shape[0]
+
+    def weights(sign: float) -> np.ndarray:
+        head = np.full((*signs.shape[:-1], 1), np.sqrt(0.5))
+        return np.concatenate([head, sign * signs / np.sqrt(2.0 * n)], axis=-1)
+
+    def outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], -1)
+
+    lam = weights(-1.0 if role == "query" else 1.0)
+    rest = weights(1.0)
     hyp = hyperbolic_features(x, w)
     trig = trigonometric_features(x, w)
-    lam = _weights(signs, negate=role == "query")
-    rest = _weights(signs, negate=False)
-    return np.concatenate([_outer(rest, hyp), _outer(lam, trig)], axis=-1)
+    return np.concatenate([outer(rest, hyp), outer(lam, trig)], axis=-1)
 
 
 def _hybrid_fn(x: np.ndarray, w: np.ndarray, w2: np.ndarray, *, role: str) -> np.ndarray:
