@@ -26,7 +26,7 @@ BUILD_TIMEOUT_S = 300
 def _claim_rows() -> dict[str, str]:
     rows = {}
     for line in (DOCS / "theory.md").read_text(encoding="utf-8").splitlines():
-        match = re.match(r"\|\s*([UVPOCA]\d+)\s*\|", line)
+        match = re.match(r"\|\s*([A-Z]\d+)\s*\|", line)
         if match:
             rows[match.group(1)] = line
     return rows
@@ -36,7 +36,7 @@ def _notebook_claims(path: Path) -> list[str]:
     first_cell = path.read_text(encoding="utf-8").split("# %%")[1]
     match = re.search(r"\*\*Claims illustrated:\*\*([^(:]*)", first_cell)
     assert match, f"{path.name}: no 'Claims illustrated' line"
-    return re.findall(r"\b[UVPOCA]\d+\b", match.group(1))
+    return re.findall(r"\b[A-Z]\d+\b", match.group(1))
 
 
 @pytest.mark.slow
