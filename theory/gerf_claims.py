@@ -9,7 +9,7 @@ oracle :mod:`theory.gerf_forms` and returns a :class:`~theory.results.ClaimCheck
 * :func:`check_oprf_optimal_a` -- favor's :math:`A^*(\rho)` is the exact minimiser of the
   closed-form GERF variance on a :math:`(d, \rho)` grid (no Monte Carlo) [F2];
 * :func:`check_favorpp_mse` -- the Monte Carlo MSE of favor's OPRF features with
-  orthogonal chi-norm rows equals the FAVOR++ closed form at the optimal :math:`A` [F3];
+  orthogonal chi-norm rows equals the FAVOR++ closed form at the optimal :math:`A` [F3-mse];
 * :func:`check_attention_ratio_of_means` -- in attention, the ratio of the expected
   numerator and normaliser of OPRF attention is exact softmax attention (the constants of
   the features cancel only in the softmax-kernel form);

@@ -61,7 +61,7 @@ def _check_a(a: Any, bound: float) -> np.ndarray:
 
 
 def gerf_second_moment(x: Any, y: Any, a: Any) -> np.ndarray:
-    r"""Second moment of one GERF product :math:`f_A(\omega, x) f_A(\omega, y)` (formulas §6.3, [F1]).
+    r"""Second moment of one GERF product :math:`f_A(\omega, x) f_A(\omega, y)` (formulas §6.3, [F1-*]).
 
     .. math::
         E[(f_A f_A)^2] = \left(\frac{(1-4A)^2}{1-8A}\right)^{d/2}
@@ -182,7 +182,7 @@ def oprf_optimal_a(rho: Any) -> np.ndarray:
 def mse_favorpp(
     x: Any, y: Any, n_components: int, a: Any, *, n_features: int | None = None
 ) -> float:
-    r"""Exact MSE of GERF features with block-orthogonal chi-norm rows (FAVOR++; formulas §6.3, [F3]).
+    r"""Exact MSE of GERF features with block-orthogonal chi-norm rows (FAVOR++; formulas §6.3, [F3-mse]).
 
     With chi-norm rows the pair moment :math:`E[Y_1 Y_2]` does not depend on :math:`A`:
     the radial factor :math:`e^{2A r^2}` is absorbed by the change of variables
