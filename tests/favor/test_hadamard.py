@@ -32,6 +32,26 @@ def test_hadamard_matrix_is_normalised_sylvester():
         hadamard_matrix(12)
 
 
+def _dense_sorf(signs: np.ndarray, lengths: np.ndarray, n_features: int) -> np.ndarray:
+    """Slow twin of sorf_matrix: dense products H D1 H D2 H D3 per block."""
+    p = signs.shape[2]
+    h = _dense_unnormalised_hadamard(p) / np.sqrt(p)
+    blocks = [h @ np.diag(s[0]) @ h @ np.diag(s[1]) @ h @ np.diag(s[2]) for s in signs]
+    return np.concatenate(blocks)[: len(lengths), :n_features] * lengths[:, None]
+
+
+@pytest.mark.parametrize(
+    ("n_components", "n_features"), [(20, 12), (7, 16), (40, 5), (1, 1), (300, 260)]
+)
+def test_sorf_matrix_matches_dense_products(n_components, n_features, rng):
+    signs, lengths = structured_factors(n_components, n_features, rng=rng)
+    np.testing.assert_allclose(
+        sorf_matrix(signs, lengths, n_features),
+        _dense_sorf(signs, lengths, n_features),
+        atol=1e-13,
+    )
+
+
 @pytest.mark.parametrize(
     ("n_components", "n_features"), [(20, 12), (7, 16), (16, 16), (33, 16), (5, 1), (3, 3)]
 )
@@ -40,7 +60,7 @@ def test_sorf_project_matches_dense_product(n_components, n_features, dtype, rng
     signs, lengths = structured_factors(n_components, n_features, rng=rng)
     p = next_power_of_two(n_features)
     x = rng.standard_normal((9, n_features))
-    expected = x @ sorf_matrix(signs, lengths, n_features).T
+    expected = x @ _dense_sorf(signs, lengths, n_features).T
     # Output into the first half of a wider buffer: rows contiguous, row stride 2m.
     buffer = np.full((9, 2 * n_components), np.nan, dtype=dtype)
     sorf_project(
