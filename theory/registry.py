@@ -32,6 +32,7 @@ from theory.controls import (
     scaled_feature_map,
     unsigned_orthogonal_projection,
 )
+from theory.coupling_claims import claim_specs as coupling_claim_specs
 from theory.results import ClaimCheck
 
 __all__ = ["CLAIMS", "PROFILES", "ClaimSpec", "get_claim", "run_claim"]
@@ -298,6 +299,7 @@ GERF_CLAIMS: tuple[ClaimSpec, ...] = (
 )
 
 CLAIMS = (*CLAIMS, *GERF_CLAIMS)
+CLAIMS = (*CLAIMS, *coupling_claim_specs(ClaimSpec))
 
 
 def get_claim(claim_id: str) -> ClaimSpec:
