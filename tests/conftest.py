@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.dask_support import dask_client  # noqa: F401  (the session's Dask cluster)
+
 _SEEDS = list(range(20)) if os.environ.get("FAVOR_TEST_SEED") == "all" else [
     int(os.environ.get("FAVOR_TEST_SEED", "0"))
 ]

@@ -4,6 +4,7 @@ Usage::
 
     python -m theory [--quick | --full | --smoke] [--out DIR [--no-figures]]
                      [--claims U1,V2,...] [--throughput] [--list]
+                     [--workers N | --scheduler ADDRESS]
 
 Every argument is checked before any claim runs: an unknown claim id, an empty ``--claims``
 list or one with an empty or repeated entry, ``--no-figures`` without ``--out``, and an
@@ -32,6 +33,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -91,6 +93,19 @@ def _parser() -> _Parser:
         help="also measure Monte Carlo throughput (d = 16, m = 64)",
     )
     parser.add_argument("--list", action="store_true", help="list the claim ids and exit")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run the Monte Carlo trials on a local Dask cluster of N worker processes "
+        "(needs favor[dask]); the results are identical to the serial run",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the Monte Carlo trials on a running Dask cluster, e.g. tcp://host:8786",
+    )
     return parser
 
 
@@ -201,6 +216,16 @@ def _validate(args: argparse.Namespace, known: Sequence[str]) -> tuple[list[str]
         ids = list(SMOKE_CLAIMS)
     else:
         ids = list(known)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise UsageError("--scheduler is empty: give an address such as tcp://host:8786")
+    if args.workers is not None or args.scheduler is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            option = "--workers" if args.workers is not None else "--scheduler"
+            raise UsageError(f"{option} needs Dask: pip install 'favor[dask]'")
     out = None if args.out is None else check_out_dir(args.out)
     return ids, out
 
@@ -241,7 +266,20 @@ def _run(args: argparse.Namespace, specs: list[Any], out: Path | None, profile: 
 
     run_profile = "quick" if profile == "smoke" else profile
     start = time.perf_counter()
-    results, seconds = run_all(profile=run_profile, claims=specs)
+    with ExitStack() as cluster:
+        if args.workers is not None or args.scheduler is not None:
+            from theory.cluster import distributed
+
+            where = f"{args.workers} local workers" if args.workers else args.scheduler
+            print(f"theory: Monte Carlo trials on a Dask cluster ({where})", file=sys.stderr)
+            try:
+                cluster.enter_context(distributed(workers=args.workers, scheduler=args.scheduler))
+            except (OSError, TimeoutError) as exc:
+                print(
+                    f"python -m theory: error: no Dask cluster at {where} ({exc})", file=sys.stderr
+                )
+                return EXIT_USAGE
+        results, seconds = run_all(profile=run_profile, claims=specs)
     throughput = None
     if args.throughput:
         from theory.montecarlo import measure_throughput

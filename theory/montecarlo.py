@@ -24,7 +24,8 @@ controls (:mod:`theory.controls`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import numpy as np
 from theory.results import MonteCarloSummary
 
 __all__ = [
+    "block_map",
     "draw_projections",
     "gram_estimates",
     "kernel_estimates",
@@ -44,6 +46,11 @@ __all__ = [
 
 Sampler = Callable[..., np.ndarray]
 FeatureMapFn = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
+BlockMap = Callable[
+    [Callable[[np.random.Generator, int], np.ndarray], Sequence[np.random.SeedSequence], Sequence[int]],
+    list[np.ndarray],
+]
+_BLOCK_MAP: BlockMap | None = None
 
 
 def resolve_sampler(sampler: str | Sampler) -> Sampler:
@@ -140,9 +147,32 @@ def run_blocks(
     if n_trials % block_size:
         sizes.append(n_trials % block_size)
     children = np.random.SeedSequence(seed).spawn(len(sizes))
+    if _BLOCK_MAP is not None:  # e.g. a Dask cluster (theory.cluster): same blocks, same order
+        return np.concatenate(_BLOCK_MAP(work, children, sizes))
     return np.concatenate(
         [work(np.random.default_rng(child), n) for child, n in zip(children, sizes, strict=True)]
     )
+
+
+@contextmanager
+def block_map(mapper: BlockMap) -> Iterator[None]:
+    """Run the blocks of every :func:`run_blocks` call through ``mapper`` inside the context.
+
+    ``mapper(work, children, sizes)`` must return ``[work(default_rng(c), n) for c, n in
+    zip(children, sizes)]`` in that order, computed anywhere (:mod:`theory.cluster` sends
+    the blocks to a Dask cluster); the trials then equal the serial ones exactly.
+
+    Parameters
+    ----------
+    mapper : callable
+        The block runner.
+    """
+    global _BLOCK_MAP
+    previous, _BLOCK_MAP = _BLOCK_MAP, mapper
+    try:
+        yield
+    finally:
+        _BLOCK_MAP = previous
 
 
 def draw_projections(
