@@ -1,13 +1,19 @@
-"""The documentation builds with warnings as errors, and its claims table stays in sync.
+"""The documentation builds with warnings as errors, shows its figures, and stays in sync.
 
-``test_sphinx_build`` runs ``sphinx-build -W -b html docs <tmp>`` in a subprocess, exactly
-the command a fresh install must pass; it takes about half a minute. The other
-tests are cheap consistency checks between ``docs/``, ``theory`` and ``notebooks/``.
+One build per test session (the module fixture ``site``) runs
+``FAVOR_SMOKE=1 sphinx-build -W -b html docs <tmp>``: exactly the documentation command a
+fresh install must pass, at smoke sizes. It executes every notebook (myst-nb), so the
+notebooks run once in the test suite, here, and ``tests/test_notebooks.py`` only checks
+their form. The tests then check the pages: every notebook page carries all its figures
+and its passing theory check, the theory page carries the report's figures, and the front
+page's gallery has a thumbnail per notebook. The other tests are cheap consistency checks
+between ``docs/``, ``theory`` and ``notebooks/``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import re
 import subprocess
@@ -19,8 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-#: Wall-clock limit of the build (the CI budget for it is one to two minutes).
-BUILD_TIMEOUT_S = 300
+#: Wall-clock limit of the build, notebooks executed at smoke sizes included (about three
+#: CPU-minutes; a loaded machine stretches that).
+BUILD_TIMEOUT_S = 1500
 
 
 def _claim_rows() -> dict[str, str]:
@@ -39,20 +46,38 @@ def _notebook_claims(path: Path) -> list[str]:
     return re.findall(r"\b[A-Z]\d+\b", match.group(1))
 
 
-@pytest.mark.slow
-def test_sphinx_build(tmp_path: Path) -> None:
-    for module in ("sphinx", "numpydoc", "myst_parser", "jupytext"):
+def _figure_calls(path: Path) -> int:
+    """How many figures a notebook shows: its calls of ``finish(fig, name)``."""
+    return len(re.findall(r"^\s*finish\(", path.read_text(encoding="utf-8"), re.MULTILINE))
+
+
+def _uses_torch(path: Path) -> bool:
+    return (
+        re.search(
+            r"^\s*(import|from) torch|favor\.torch", path.read_text(encoding="utf-8"), re.MULTILINE
+        )
+        is not None
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the documentation once (smoke sizes); return the HTML directory."""
+    for module in ("sphinx", "numpydoc", "myst_nb", "jupytext", "pydata_sphinx_theme"):
         if importlib.util.find_spec(module) is None:
             pytest.fail(
                 f"the docs extra is not installed ({module} missing): pip install -e '.[docs]'"
             )
+    tmp_path = tmp_path_factory.mktemp("docs")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),
-        "MPLBACKEND": "Agg",
+        "FAVOR_SMOKE": "1",
+        "PYTHONWARNINGS": "default",
     }
+    env.pop("MPLBACKEND", None)  # the notebook kernels draw inline
     out = tmp_path / "html"
     proc = subprocess.run(
         [
@@ -79,6 +104,11 @@ def test_sphinx_build(tmp_path: Path) -> None:
     assert proc.returncode == 0, (
         f"sphinx-build -W failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     )
+    return out
+
+
+@pytest.mark.slow
+def test_sphinx_build(site: Path) -> None:
     for page in (
         "index",
         "theory",
@@ -88,11 +118,67 @@ def test_sphinx_build(tmp_path: Path) -> None:
         "api/favor",
         "api/theory",
     ):
-        assert (out / f"{page}.html").is_file(), page
-    for path in NOTEBOOKS:
-        page = out / "_generated" / "notebooks" / f"{path.stem}.html"
-        assert page.is_file(), f"notebook {path.name} has no rendered page"
-        assert "Claims illustrated" in page.read_text(encoding="utf-8")
+        assert (site / f"{page}.html").is_file(), page
+
+
+def _notebook_params() -> list:
+    return [
+        pytest.param(
+            path,
+            id=path.stem,
+            marks=[pytest.mark.torch] if _uses_torch(path) else [],
+        )
+        for path in NOTEBOOKS
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", _notebook_params())
+def test_notebook_page_shows_its_figures_and_its_check(site: Path, path: Path) -> None:
+    if _uses_torch(path) and importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: the page is built without executing it")
+    page = site / "_generated" / "notebooks" / f"{path.stem}.html"
+    assert page.is_file(), f"notebook {path.name} has no rendered page"
+    text = page.read_text(encoding="utf-8")
+    assert "Claims illustrated" in text
+    images = re.findall(r'<img [^>]*src="([^"]+\.png)"', text)
+    expected = _figure_calls(path)
+    assert expected >= 1, f"{path.name} draws no figure"
+    assert len(images) == expected, f"{path.name}: {len(images)} figures shown, {expected} drawn"
+    for src in images:
+        assert (page.parent / src).resolve().is_file(), src
+    assert "PASS" in text, f"{path.name}: the executed page shows no passing check"
+    assert re.search(r"\bFAIL\b", text) is None, f"{path.name}: a check failed"
+    assert re.search(r"\bTraceback\b", text) is None, f"{path.name}: a cell raised"
+
+
+@pytest.mark.slow
+def test_theory_page_shows_the_report_figures(site: Path) -> None:
+    from theory.figures import write_figures
+
+    text = (site / "theory.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img [^>]*src="([^"]+\.png)"', text)
+    # write_figures draws the report's figures; the page shows all of them.
+    n_figures = len(re.findall(r"figure_\w+\(out /", inspect.getsource(write_figures)))
+    assert n_figures >= 3
+    assert len(images) == n_figures, images
+    for src in images:
+        assert (site / src).is_file(), src
+
+
+@pytest.mark.slow
+def test_front_page_gallery_has_a_thumbnail_per_notebook(site: Path) -> None:
+    text = (site / "index.html").read_text(encoding="utf-8")
+    cards = re.findall(r'<a class="favor-card" href="([^"]+)">(.*?)</a>', text, re.DOTALL)
+    assert [href.split("/")[-1] for href, _ in cards] == [f"{p.stem}.html" for p in NOTEBOOKS]
+    no_torch = importlib.util.find_spec("torch") is None
+    for (href, body), path in zip(cards, NOTEBOOKS, strict=True):
+        if no_torch and _uses_torch(path):
+            continue  # built without executing it: no figure
+        thumb = re.search(r'<img src="([^"]+)"', body)
+        assert thumb, f"card {href} has no thumbnail"
+        assert (site / thumb.group(1)).is_file(), thumb.group(1)
+    assert "pydata" in text.lower()  # the theme
 
 
 def test_claims_table_lists_every_claim() -> None:
