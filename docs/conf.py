@@ -107,9 +107,11 @@ html_theme_options = {
     "navigation_with_keys": False,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
-    "secondary_sidebar_items": ["page-toc"],
+    # No "on this page" column on the gallery front page: the cards get the width.
+    "secondary_sidebar_items": {"**": ["page-toc"], "index": []},
 }
-html_sidebars = {"index": []}  # the front page is a gallery: full width
+# No section-navigation column on the pages without sub-pages (it would be empty).
+html_sidebars = {page: [] for page in ("index", "theory", "formulas", "notation", "design")}
 html_static_path = ["_static"]
 html_css_files = ["favor.css"]
 

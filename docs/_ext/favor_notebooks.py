@@ -164,9 +164,14 @@ def _merge(app: Any, env: Any, docnames: set[str], other: Any) -> None:
 
 
 def _summary(env: Any, docname: str) -> str:
-    """The first paragraph after the title, for the card (cut at 160 characters)."""
+    """The first paragraph without maths, for the card (cut at 160 characters).
+
+    Maths would show as raw LaTeX in the card's plain text, so such paragraphs are skipped.
+    """
     doctree = env.get_doctree(docname)
     for paragraph in doctree.findall(nodes.paragraph):
+        if any(True for _ in paragraph.findall(nodes.math)):
+            continue
         text = paragraph.astext().replace("\n", " ").strip()
         if text and not text.startswith("Claims illustrated"):
             return text if len(text) <= 160 else text[:157].rsplit(" ", 1)[0] + " ..."
