@@ -1,20 +1,29 @@
-r"""``FavorAttention``: a drop-in multi-head attention layer with FAVOR+ inside.
+r"""``FavorAttention``: ``nn.MultiheadAttention`` with FAVOR+ inside, as a true drop-in.
 
-The layer has the parameters of :class:`torch.nn.MultiheadAttention` (``in_proj_weight``
-or ``q/k/v_proj_weight``, ``in_proj_bias``, ``out_proj``; same names, shapes and
-initialisation scheme) and replaces :math:`\mathrm{softmax}(QK^T/\sqrt{d_h})V` per head by
-:func:`favor.torch.favor_attention` with the layer's random projection:
+The layer has the constructor, the parameters (names, shapes, registration order,
+initialisation scheme), the call signature and the return convention of
+:class:`torch.nn.MultiheadAttention`, and replaces :math:`\mathrm{softmax}(QK^T/\sqrt{d_h})V`
+per head by :func:`favor.torch.favor_attention` with the layer's random projection:
 
 .. math::
     \mathrm{out} = W_o\, \mathrm{concat}_h\ \mathrm{FAVOR}(x W_q^{(h)}, x_k W_k^{(h)}, x_v W_v^{(h)}) + b_o .
 
+It works inside ``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``,
+``nn.TransformerDecoderLayer`` and ``nn.Transformer`` in every mode: key padding masks
+(boolean or float ``0``/``-inf``), the causal-mask idiom (:mod:`favor.torch._masks`),
+nested-tensor inputs (which ``nn.TransformerEncoder`` builds in inference), and never
+torch's fused softmax fast path (see :func:`_no_fused_fast_path`).
+
 Randomness is owned and explicit: the layer spawns its own
 :class:`numpy.random.Generator` from ``random_state``; initial weights and every projection
 are drawn on the host in float64 from it (never from torch's global generator) and cast
-and moved. The projection is a buffer (saved in ``state_dict``, moved by ``.to``); it
-changes only through :meth:`FavorAttention.redraw` or, with ``redraw_interval=N``, before
-every N-th training-mode forward call. The call counter and the generator state travel in
-``state_dict`` as extra state, so a reloaded layer continues the same schedule.
+and moved. Dropout, like ``nn.Dropout``, uses torch's generator. The projection is a buffer
+(saved in ``state_dict``, moved by ``.to``); it changes only through
+:meth:`FavorAttention.redraw` or, with ``redraw_interval=N``, before every N-th
+training-mode forward call. The call counter and the generator state travel in
+``state_dict`` as extra state, so a reloaded layer continues the same schedule. An
+``nn.MultiheadAttention`` state dict (no projection, no extra state) loads strictly and
+keeps the layer's own projection (see :meth:`FavorAttention.from_multihead`).
 
 Causal layers decode token by token with :meth:`FavorAttention.decode`, carrying an
 ``m x (d_h + 1)`` state per head (:class:`DecodingState`) instead of a key/value cache;
@@ -24,22 +33,22 @@ the outputs equal those of the causal forward pass on the whole sequence.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from favor._validation import as_generator, check_choice, check_positive_int
-from favor.attention import DEFAULT_N_COMPONENTS
-from favor.sampling import draw_projection
+from favor.attention import DEFAULT_N_COMPONENTS, check_projection_shape
+from favor.attention import _check_flag as check_flag
+from favor.sampling import SAMPLERS, draw_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
-from favor.torch._checks import (
-    check_chunk_size,
-    check_float_tensor,
-    check_key_padding_mask,
-    compute_dtype,
-)
+from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
+from favor.torch._masks import causal_from_attn_mask, padding_mask, require_finite
 from favor.torch.attention import favor_core, normalise
 from favor.torch.features import FEATURE_MAP_NAMES, key_features, query_features
 
@@ -66,8 +75,25 @@ class DecodingState:
     position: int = 0
 
 
+def _no_fused_fast_path(module: nn.Module, args: Any) -> None:
+    """A forward pre-hook that does nothing; its presence keeps torch's fused path away.
+
+    ``nn.TransformerEncoderLayer`` in inference runs a fused kernel that reads its
+    attention module's ``in_proj_weight`` and computes *softmax* attention, unless (among
+    other conditions) a forward hook is attached to any of its submodules. Every
+    :class:`FavorAttention` carries this hook, so the layer always calls
+    :meth:`FavorAttention.forward`. As a second line of defence the layer defines no
+    ``merge_masks``, so a fused path that ignored the hook would fail loudly, never
+    compute softmax silently.
+    """
+    return None
+
+
 class FavorAttention(nn.Module):
     r"""Multi-head FAVOR+ attention, a drop-in for :class:`torch.nn.MultiheadAttention`.
+
+    The positional arguments are those of ``nn.MultiheadAttention``, in its order and with
+    its defaults; the FAVOR+ options are keyword-only.
 
     Parameters
     ----------
@@ -75,20 +101,43 @@ class FavorAttention(nn.Module):
         Model width ``E``; must be divisible by ``num_heads``.
     num_heads : int
         Number of heads ``H``; head width ``d_h = E / H``.
-    n_components : int, default=256
-        Random projections ``m`` per head.
-    causal : bool, default=False
-        Causal (autoregressive) attention; enables :meth:`decode`.
-    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        Feature map (see :func:`favor.torch.favor_attention`).
-    projection : {"orthogonal", "iid"}, default="orthogonal"
-        Sampler of the projection (:mod:`favor.sampling`).
-    batch_first : bool, default=True
-        Inputs are ``(batch, seq, feature)``; False means ``(seq, batch, feature)``.
-    kdim, vdim : int, optional
-        Widths of keys and values for cross attention (default ``embed_dim``).
+    dropout : float, default=0.0
+        Attention dropout in training mode. Softmax attention drops entries
+        :math:`A_{ij}`; linear attention never forms :math:`A`, so each *key* is dropped per
+        (sequence, head) with probability ``dropout`` and the kept ones scaled by
+        :math:`1/(1-p)`, in the numerator only (normalisation over all keys, as
+        ``nn.MultiheadAttention`` drops after the softmax):
+        :math:`\mathrm{out}_i = \sum_j A_{ij} \frac{z_j}{1-p} v_j`. The expectation over
+        the dropout is the undropped output, as for softmax attention; the mask is shared
+        by the queries of one sequence and head instead of drawn per entry.
     bias : bool, default=True
         Biases on the input and output projections.
+    add_bias_kv : bool, default=False
+        Learned key and value biases ``bias_k``, ``bias_v`` of shape ``(1, 1, E)`` appended
+        to the keys and values as one extra token (seen by every query, also when causal).
+    add_zero_attn : bool, default=False
+        Append a zero key and value (seen by every query), as ``nn.MultiheadAttention``.
+    kdim, vdim : int, optional
+        Widths of keys and values for cross attention (default ``embed_dim``).
+    batch_first : bool, default=False
+        Inputs are ``(batch, seq, feature)``; False (``nn.MultiheadAttention``'s default)
+        means ``(seq, batch, feature)``. Unbatched ``(seq, feature)`` inputs are accepted
+        either way.
+    device, dtype : optional
+        Factory arguments for parameters and buffers.
+    n_components : int, default=256
+        Random projections ``m`` per head (ignored with a prebuilt ``projection``, whose
+        row count it must equal if given).
+    causal : bool, default=False
+        Always attend causally (a call can also ask with ``is_causal`` or a causal
+        ``attn_mask``); enables :meth:`decode`.
+    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
+        Feature map (see :func:`favor.torch.favor_attention`).
+    projection : str or array of shape (m, d_h) or (H, m, d_h), default="orthogonal"
+        As in :func:`favor.favor_attention`: a sampler name (:mod:`favor.sampling`) to
+        draw the projection from, or a prebuilt projection to start from. The projection
+        in use is the buffer :attr:`projection`; the sampler that :meth:`redraw` uses is
+        :attr:`sampler` (None for a prebuilt projection until set).
     per_head : bool, default=False
         An independent projection per head (buffer ``(H, m, d_h)``) instead of one shared
         ``(m, d_h)`` projection.
@@ -97,27 +146,36 @@ class FavorAttention(nn.Module):
         (calls ``redraw_interval``, ``2 * redraw_interval``, ...); None never redraws
         automatically.
     chunk_size : int, optional
-        Chunk length of the causal path (default 128).
+        Chunk length of the causal path (default 128) and block length of the
+        bidirectional one (device default).
     random_state : None, int, SeedSequence or numpy.random.Generator, default=None
         Seeds the layer's own generator (initial weights and projections).
-    device, dtype : optional
-        Factory arguments for parameters and buffers.
+
+    Attributes
+    ----------
+    projection : torch.Tensor of shape (m, d_h) or (H, m, d_h)
+        The random projection in use (a buffer, float32 or float64).
+    sampler : str or None
+        The sampler :meth:`redraw` draws from.
 
     Notes
     -----
-    ``forward`` returns ``(output, None)`` like ``nn.MultiheadAttention(need_weights=False)``:
-    FAVOR+ never forms the attention matrix, so ``need_weights=True`` and ``attn_mask``
-    raise ValueError. Converting the layer to float16/bfloat16 keeps the projection buffer
-    in float32 (attention arithmetic runs in float32 for half inputs anyway).
-    Verified by: ``tests/favor/test_torch_module.py``.
+    ``forward(..., need_weights=True)`` (``nn.MultiheadAttention``'s default) also returns
+    the attention weights FAVOR+ implies, :math:`\hat A = D^{-1}\varphi(Q)\varphi(K)^T`
+    (after dropout, so ``output = weights @ values`` per head), which costs
+    :math:`O(L S)` memory like softmax attention; pass ``need_weights=False`` (as the
+    standard Transformer layers do) for linear cost. Converting the layer to
+    float16/bfloat16 keeps the projection buffer in float32 (attention arithmetic runs in
+    float32 for half inputs anyway). Verified by: ``tests/favor/test_torch_module.py``,
+    ``tests/favor/test_torch_layers.py``.
 
     Examples
     --------
     >>> import torch
     >>> from favor.torch import FavorAttention
-    >>> layer = FavorAttention(16, 2, n_components=32, causal=True, random_state=0)
+    >>> layer = FavorAttention(16, 2, batch_first=True, n_components=32, random_state=0)
     >>> x = torch.zeros(3, 5, 16)
-    >>> out, _ = layer(x, x, x)
+    >>> out, _ = layer(x, x, x, need_weights=False)
     >>> out.shape
     torch.Size([3, 5, 16])
     """
@@ -126,21 +184,24 @@ class FavorAttention(nn.Module):
         self,
         embed_dim: int,
         num_heads: int,
-        *,
-        n_components: int = DEFAULT_N_COMPONENTS,
-        causal: bool = False,
-        features: str = "positive",
-        projection: str = "orthogonal",
-        batch_first: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
         kdim: int | None = None,
         vdim: int | None = None,
-        bias: bool = True,
+        batch_first: bool = False,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+        *,
+        n_components: int | None = None,
+        causal: bool = False,
+        features: str = "positive",
+        projection: Any = "orthogonal",
         per_head: bool = False,
         redraw_interval: int | None = None,
         chunk_size: int | None = None,
         random_state: Any = None,
-        device: Any = None,
-        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         embed_dim = check_positive_int("embed_dim", embed_dim)
@@ -149,17 +210,44 @@ class FavorAttention(nn.Module):
             raise ValueError(
                 f"embed_dim must be divisible by num_heads, got {embed_dim} and {num_heads}"
             )
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, numbers.Real)
+            or not 0.0 <= float(dropout) <= 1.0
+        ):
+            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
+        bias = check_flag("bias", bias)
+        add_bias_kv = check_flag("add_bias_kv", add_bias_kv)
+        self.add_zero_attn = check_flag("add_zero_attn", add_zero_attn)
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.head_dim = embed_dim // num_heads
+        self.dropout = float(dropout)
         self.kdim = embed_dim if kdim is None else check_positive_int("kdim", kdim)
         self.vdim = embed_dim if vdim is None else check_positive_int("vdim", vdim)
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
-        self.n_components = check_positive_int("n_components", n_components)
-        self.causal = bool(causal)
+        self.batch_first = check_flag("batch_first", batch_first)
+        self.causal = check_flag("causal", causal)
         self.features = check_choice("features", features, FEATURE_MAP_NAMES)
-        self.projection_sampler = check_choice("projection", projection, ("orthogonal", "iid"))
-        self.batch_first = bool(batch_first)
-        self.per_head = bool(per_head)
+        self.per_head = check_flag("per_head", per_head)
+        if isinstance(projection, str):
+            self.sampler: str | None = check_choice("projection", projection, SAMPLERS)
+            self.n_components = (
+                DEFAULT_N_COMPONENTS
+                if n_components is None
+                else check_positive_int("n_components", n_components)
+            )
+            initial = None
+        else:
+            initial = check_float_tensor(
+                "projection", torch.as_tensor(projection), min_ndim=2
+            ).detach()
+            check_projection_shape(
+                tuple(initial.shape),
+                self.head_dim,
+                num_heads if self.per_head else None,
+                n_components,
+            )
+            self.sampler, self.n_components = None, int(initial.shape[-2])
         self.redraw_interval = (
             None
             if redraw_interval is None
@@ -169,6 +257,7 @@ class FavorAttention(nn.Module):
         self.training_calls = 0
         self._rng = as_generator(random_state, "random_state").spawn(1)[0]
 
+        # Parameters in nn.MultiheadAttention's names, shapes and registration order.
         factory = {"device": device, "dtype": dtype}
         if self._qkv_same_embed_dim:
             self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
@@ -186,7 +275,14 @@ class FavorAttention(nn.Module):
             self.register_parameter("in_proj_bias", None)
         # skip_init: no draw from torch's global generator (we initialise from our own).
         given = {name: value for name, value in factory.items() if value is not None}
-        self.out_proj = nn.utils.skip_init(nn.Linear, embed_dim, embed_dim, bias=bias, **given)
+        self.out_proj = nn.utils.skip_init(
+            NonDynamicallyQuantizableLinear, embed_dim, embed_dim, bias=bias, **given
+        )
+        if add_bias_kv:
+            self.bias_k = nn.Parameter(torch.empty(1, 1, embed_dim, **factory))
+            self.bias_v = nn.Parameter(torch.empty(1, 1, embed_dim, **factory))
+        else:
+            self.bias_k = self.bias_v = None
         buffer_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         shape = (
             (num_heads, self.n_components, self.head_dim)
@@ -194,28 +290,41 @@ class FavorAttention(nn.Module):
             else (self.n_components, self.head_dim)
         )
         self.register_buffer("projection", torch.empty(shape, device=device, dtype=buffer_dtype))
+        self.register_forward_pre_hook(_no_fused_fast_path)
         self._reset_parameters()
-        self.redraw()
+        if initial is None:
+            self.redraw()
+        else:
+            with torch.no_grad():
+                self.projection.copy_(initial)
 
     # ----------------------------------------------------------------- randomness
 
-    def _uniform_(self, tensor: torch.Tensor, bound: float) -> None:
-        drawn = self._rng.uniform(-bound, bound, size=tuple(tensor.shape))
+    def _fill_(self, tensor: torch.Tensor, values: np.ndarray) -> None:
         with torch.no_grad():
-            tensor.copy_(torch.as_tensor(drawn, dtype=tensor.dtype, device=tensor.device))
+            tensor.copy_(torch.as_tensor(values, dtype=tensor.dtype, device=tensor.device))
 
     def _reset_parameters(self) -> None:
         """Initialise like ``nn.MultiheadAttention``, drawing from the layer's own generator.
 
         Xavier-uniform input projections (fan-in ``E``, fan-out ``3E`` for the packed
-        weight), zero biases, and ``out_proj.weight`` uniform in :math:`\\pm 1/\\sqrt{E}`.
+        weight), zero biases, ``out_proj.weight`` uniform in :math:`\\pm 1/\\sqrt{E}`
+        (``nn.Linear``'s bound, which ``nn.MultiheadAttention`` keeps) and Xavier-normal
+        ``bias_k``/``bias_v`` (standard deviation :math:`1/\\sqrt{E}` for shape ``(1, 1, E)``).
         """
+        rng = self._rng
         if self._qkv_same_embed_dim:
-            self._uniform_(self.in_proj_weight, math.sqrt(6.0 / (4 * self.embed_dim)))
+            weights = [self.in_proj_weight]
         else:
-            for w in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
-                self._uniform_(w, math.sqrt(6.0 / (w.shape[0] + w.shape[1])))
-        self._uniform_(self.out_proj.weight, 1.0 / math.sqrt(self.embed_dim))
+            weights = [self.q_proj_weight, self.k_proj_weight, self.v_proj_weight]
+        for w in weights:
+            bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+            self._fill_(w, rng.uniform(-bound, bound, size=tuple(w.shape)))
+        bound = 1.0 / math.sqrt(self.embed_dim)
+        self._fill_(self.out_proj.weight, rng.uniform(-bound, bound, size=(self.embed_dim,) * 2))
+        for b in (self.bias_k, self.bias_v):
+            if b is not None:
+                self._fill_(b, rng.normal(0.0, 1.0 / math.sqrt(self.embed_dim), size=b.shape))
         with torch.no_grad():
             if self.in_proj_bias is not None:
                 self.in_proj_bias.zero_()
@@ -229,12 +338,17 @@ class FavorAttention(nn.Module):
         ----------
         rng : None, int, SeedSequence or numpy.random.Generator, default=None
             Source of the draw; None continues the layer's own generator. The draw is
-            :func:`favor.sampling.draw_projection` in float64 on the host, then cast to the
-            buffer's dtype and device.
+            :func:`favor.sampling.draw_projection` with :attr:`sampler`, in float64 on the
+            host, then cast to the buffer's dtype and device.
         """
+        if self.sampler is None:
+            raise ValueError(
+                "this layer was built from a prebuilt projection, so it has no sampler to "
+                f"redraw from; set layer.sampler to one of {', '.join(map(repr, SAMPLERS))}"
+            )
         source = self._rng if rng is None else as_generator(rng)
         drawn = draw_projection(
-            self.projection_sampler,
+            check_choice("sampler", self.sampler, SAMPLERS),
             self.n_components,
             self.head_dim,
             rng=source,
@@ -252,6 +366,27 @@ class FavorAttention(nn.Module):
         self.training_calls = int(state["training_calls"])
         self._rng.bit_generator.state = state["rng"]
 
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # An nn.MultiheadAttention state dict has neither the projection nor the extra
+        # state: load its weights and keep this layer's own projection and generator.
+        # A FavorAttention state dict with only one of the two is still incomplete.
+        own = (prefix + "projection", prefix + "_extra_state")
+        multihead = not any(key in state_dict for key in own)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if multihead:
+            missing_keys[:] = [key for key in missing_keys if key not in own]
+
     def _apply(self, fn: Any, recurse: bool = True) -> FavorAttention:
         # Keep the projection at >= float32 precision when the layer is cast to half types.
         before = self._buffers["projection"]
@@ -261,9 +396,81 @@ class FavorAttention(nn.Module):
             self._buffers["projection"] = before.to(device=after.device, dtype=torch.float32)
         return self
 
+    # ----------------------------------------------------------------- conversion
+
+    @classmethod
+    def from_multihead(cls, mha: nn.MultiheadAttention, **options: Any) -> FavorAttention:
+        """A FavorAttention with the weights, settings and mode of ``mha``.
+
+        Parameters
+        ----------
+        mha : torch.nn.MultiheadAttention
+            The layer to convert (left unchanged).
+        **options
+            The FAVOR+ keyword options (``n_components``, ``causal``, ``features``,
+            ``projection``, ``per_head``, ``redraw_interval``, ``chunk_size``,
+            ``random_state``).
+
+        Returns
+        -------
+        FavorAttention
+            Same ``embed_dim``, ``num_heads``, ``dropout``, bias settings, ``kdim``,
+            ``vdim``, ``batch_first``, device and dtype; every parameter copied (strict
+            load, ``requires_grad`` kept); the projection drawn from ``random_state``.
+        """
+        if not isinstance(mha, nn.MultiheadAttention):
+            raise ValueError(f"mha must be a torch.nn.MultiheadAttention, got {type(mha).__name__}")
+        weight = mha.out_proj.weight
+        layer = cls(
+            mha.embed_dim,
+            mha.num_heads,
+            mha.dropout,
+            mha.in_proj_bias is not None,
+            mha.bias_k is not None,
+            mha.add_zero_attn,
+            mha.kdim,
+            mha.vdim,
+            mha.batch_first,
+            weight.device,
+            weight.dtype,
+            **options,
+        )
+        layer.load_state_dict(mha.state_dict(), strict=True)
+        _copy_requires_grad(mha, layer)
+        return layer.train(mha.training)
+
+    def to_multihead(self) -> nn.MultiheadAttention:
+        """The ``nn.MultiheadAttention`` with this layer's weights, settings and mode.
+
+        The projection and the redraw state are dropped (softmax attention needs
+        neither); every parameter is copied by a strict ``load_state_dict``.
+        """
+        weight = self.out_proj.weight
+        mha = nn.MultiheadAttention(
+            self.embed_dim,
+            self.num_heads,
+            self.dropout,
+            self.in_proj_bias is not None,
+            self.bias_k is not None,
+            self.add_zero_attn,
+            self.kdim,
+            self.vdim,
+            self.batch_first,
+            weight.device,
+            weight.dtype,
+        )
+        weights = {
+            key: value
+            for key, value in self.state_dict().items()
+            if key not in ("projection", "_extra_state")
+        }
+        mha.load_state_dict(weights, strict=True)
+        _copy_requires_grad(self, mha)
+        return mha.train(self.training)
+
     # ----------------------------------------------------------------- projections
 
-    def _weights(self) -> tuple[torch.Tensor, ...]:
+    def _weights(self) -> tuple[torch.Tensor | None, ...]:
         e = self.embed_dim
         if self._qkv_same_embed_dim:
             w_q, w_k, w_v = self.in_proj_weight.split(e)
@@ -275,25 +482,118 @@ class FavorAttention(nn.Module):
         return w_q, w_k, w_v, b_q, b_k, b_v
 
     def _heads(self, x: torch.Tensor, weight: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """``(B, L, width) -> (B, H, L, d_h)``."""
         y = nn.functional.linear(x, weight, b)
         return y.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def _project(
+        self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, work: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        w_q, w_k, w_v, b_q, b_k, b_v = self._weights()
+        q = self._heads(q_in, w_q, b_q).to(work)
+        k = self._heads(k_in, w_k, b_k).to(work)
+        v = self._heads(v_in, w_v, b_v).to(work)
+        return q, k, v
 
     def _merge(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         y = y.transpose(1, 2).flatten(-2).to(dtype)
         return self.out_proj(y)
 
-    def _batched(self, name: str, x: Any, width: int) -> torch.Tensor:
-        x = check_float_tensor(name, x, min_ndim=3)
-        if x.ndim != 3 or x.shape[-1] != width:
-            layout = "(batch, seq, " if self.batch_first else "(seq, batch, "
-            raise ValueError(f"{name} must have shape {layout}{width}), got {tuple(x.shape)}")
-        return x if self.batch_first else x.transpose(0, 1)
+    def _extra_tokens(
+        self, batch: int, work: torch.dtype, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The ``bias_k``/``bias_v`` token and the zero token, as ``(B, H, n, d_h)`` keys and values."""
+        keys, values = [], []
+        shape = (1, 1, self.num_heads, self.head_dim)
+        if self.bias_k is not None:
+            keys.append(self.bias_k.reshape(shape).transpose(1, 2).to(work))
+            values.append(self.bias_v.reshape(shape).transpose(1, 2).to(work))
+        if self.add_zero_attn:
+            zero = torch.zeros(1, self.num_heads, 1, self.head_dim, dtype=work, device=device)
+            keys.append(zero)
+            values.append(zero)
+        if not keys:
+            return None
+        size = (batch, self.num_heads, len(keys), self.head_dim)
+        return torch.cat(keys, dim=2).expand(size), torch.cat(values, dim=2).expand(size)
 
-    def _check_mask(self, mask: Any, batch: int, length: int, device: torch.device) -> Any:
-        mask = check_key_padding_mask(mask, (batch,), length, device)
-        return None if mask is None else mask[:, None, :]
+    def _with_extra_tokens(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+        """Append the extra tokens that every query sees (prepend them, with as many dummy
+        queries whose outputs are dropped, when causal: a prefix is visible to all)."""
+        extra = self._extra_tokens(q.shape[0], q.dtype, q.device)
+        if extra is None:
+            return q, k, v, mask, 0
+        ek, ev = extra
+        n = ek.shape[2]
+        kept = None if mask is None else mask.new_zeros(mask.shape[0], n)
+        if causal:
+            q = torch.cat([q.new_zeros(*q.shape[:2], n, q.shape[-1]), q], dim=2)
+            k, v = torch.cat([ek, k], dim=2), torch.cat([ev, v], dim=2)
+            mask = None if mask is None else torch.cat([kept, mask], dim=1)
+        else:
+            k, v = torch.cat([k, ek], dim=2), torch.cat([v, ev], dim=2)
+            mask = None if mask is None else torch.cat([mask, kept], dim=1)
+        return q, k, v, mask, n
 
     # ----------------------------------------------------------------- forward
+
+    def _inputs(
+        self, query: Any, key: Any, value: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+        """Check the inputs and return them as ``(B, L, width)`` tensors, and whether batched."""
+        q = check_float_tensor("query", query, min_ndim=2)
+        k = check_float_tensor("key", key, min_ndim=2)
+        v = check_float_tensor("value", value, min_ndim=2)
+        if not (q.ndim == k.ndim == v.ndim) or q.ndim not in (2, 3):
+            raise ValueError(
+                "query, key and value must all be batched (3-D) or all unbatched (2-D: "
+                f"(length, feature)), got shapes {tuple(q.shape)}, {tuple(k.shape)} and "
+                f"{tuple(v.shape)}"
+            )
+        batched = q.ndim == 3
+        if not batched:
+            q, k, v = q[None], k[None], v[None]
+        elif not self.batch_first:
+            q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        if batched:
+            layout = "(batch, seq, " if self.batch_first else "(seq, batch, "
+        else:
+            layout = "(seq, "
+        given = {"query": query, "key": key, "value": value}
+        for name, x, width in (
+            ("query", q, self.embed_dim),
+            ("key", k, self.kdim),
+            ("value", v, self.vdim),
+        ):
+            if x.shape[-1] != width:
+                raise ValueError(
+                    f"{name} must have shape {layout}{width}), got {tuple(given[name].shape)}"
+                )
+        if k.shape[:2] != v.shape[:2] or q.shape[0] != k.shape[0]:
+            raise ValueError(
+                "query, key and value must share the batch size, and key and value the "
+                f"length, got shapes {tuple(query.shape)}, {tuple(key.shape)} and "
+                f"{tuple(value.shape)}"
+            )
+        if not (q.dtype == k.dtype == v.dtype):
+            raise ValueError(
+                f"query, key and value must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}"
+            )
+        if not (q.device == k.device == v.device):
+            raise ValueError(
+                f"query, key and value must be on one device, got {q.device}, {k.device} and "
+                f"{v.device}"
+            )
+        for name, x in (("query", q), ("key", k), ("value", v)):
+            require_finite(name, x)
+        return q, k, v, batched
 
     def forward(
         self,
@@ -301,79 +601,154 @@ class FavorAttention(nn.Module):
         key: torch.Tensor | None = None,
         value: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
-        need_weights: bool = False,
+        need_weights: bool = True,
         attn_mask: torch.Tensor | None = None,
         average_attn_weights: bool = True,
         is_causal: bool = False,
-    ) -> tuple[torch.Tensor, None]:
-        """Attend from ``query`` to ``key``/``value`` (self-attention when they are omitted).
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from ``query`` to ``key``/``value``: ``nn.MultiheadAttention.forward``'s contract.
 
         Parameters
         ----------
         query : torch.Tensor of shape (batch, L, embed_dim)
-            Queries (``(L, batch, embed_dim)`` when ``batch_first=False``).
+            Queries (``(L, batch, embed_dim)`` when ``batch_first=False``; ``(L, embed_dim)``
+            unbatched; a nested tensor of ``(L_b, embed_dim)`` sequences with
+            ``batch_first=True``).
         key : torch.Tensor of shape (batch, S, kdim), optional
-            Keys; defaults to ``query``.
+            Keys (same layout); defaults to ``query``.
         value : torch.Tensor of shape (batch, S, vdim), optional
-            Values; defaults to ``key``.
-        key_padding_mask : bool tensor of shape (batch, S), optional
-            True marks a padded key, removed from numerator and normaliser.
-        need_weights : bool, default=False
-            Must be False (no attention matrix exists).
-        attn_mask : None
-            Must be None (arbitrary masks are not expressible in linear attention).
+            Values (same layout); defaults to ``key``.
+        key_padding_mask : tensor of shape (batch, S) or (S,), optional
+            Boolean (True marks a padded key) or float (``0`` keep, ``-inf`` padded); a
+            padded key is removed from numerator and normaliser.
+        need_weights : bool, default=True
+            Also return the attention weights FAVOR+ implies (``O(L S)`` memory); False
+            keeps the cost linear.
+        attn_mask : tensor of shape (L, S) or (batch * num_heads, L, S), optional
+            Accepted only when exactly causal (boolean or float, see
+            :mod:`favor.torch._masks`); it then makes the call causal.
         average_attn_weights : bool, default=True
-            Accepted for signature compatibility; unused.
+            Average the returned weights over heads.
         is_causal : bool, default=False
-            Run this call causally even if the layer is not causal.
+            Run this call causally. With an ``attn_mask`` it is the hint of
+            ``nn.MultiheadAttention`` (the mask is still checked); unlike
+            ``nn.MultiheadAttention`` it may also be given without a mask.
 
         Returns
         -------
         output : torch.Tensor
             Same layout and dtype as ``query``, last axis ``embed_dim``.
-        weights : None
-            Always None.
+        weights : torch.Tensor of shape (batch, L, S) or (batch, num_heads, L, S), or None
+            The weights :math:`D^{-1}\\varphi(Q)\\varphi(K)^T` (after dropout; columns for
+            ``add_bias_kv``/``add_zero_attn`` last) when ``need_weights``, else None.
+
+        Raises
+        ------
+        ValueError
+            For bad shapes, dtypes, flags, non-finite inputs, a float padding mask with
+            values other than ``0``/``-inf``, or an ``attn_mask`` that is not causal.
         """
-        if need_weights:
-            raise ValueError("need_weights must be False: FAVOR+ never forms the attention matrix")
-        if attn_mask is not None:
-            raise ValueError("attn_mask must be None: use causal=True or key_padding_mask instead")
+        need_weights = check_flag("need_weights", need_weights)
+        average_attn_weights = check_flag("average_attn_weights", average_attn_weights)
+        is_causal = check_flag("is_causal", is_causal)
         key = query if key is None else key
         value = key if value is None else value
-        q_in = self._batched("query", query, self.embed_dim)
-        k_in = self._batched("key", key, self.kdim)
-        v_in = self._batched("value", value, self.vdim)
-        if k_in.shape[:2] != v_in.shape[:2] or q_in.shape[0] != k_in.shape[0]:
-            raise ValueError(
-                "query, key and value must share the batch size, and key and value the "
-                f"length, got shapes {tuple(query.shape)}, {tuple(key.shape)} and "
-                f"{tuple(value.shape)}"
+        if any(isinstance(x, torch.Tensor) and x.is_nested for x in (query, key, value)):
+            return self._forward_nested(
+                query, key, value, key_padding_mask, need_weights, attn_mask, is_causal
             )
-        if not (q_in.dtype == k_in.dtype == v_in.dtype):
-            raise ValueError(
-                f"query, key and value must share one dtype, got {q_in.dtype}, "
-                f"{k_in.dtype} and {v_in.dtype}"
-            )
-        causal = self.causal or bool(is_causal)
-        if causal and q_in.shape[1] != k_in.shape[1]:
+        q_in, k_in, v_in, batched = self._inputs(query, key, value)
+        batch, n_queries, n_keys = q_in.shape[0], q_in.shape[1], k_in.shape[1]
+        if key_padding_mask is not None and not batched and key_padding_mask.ndim == 1:
+            key_padding_mask = key_padding_mask[None]
+        mask = padding_mask(key_padding_mask, batch, n_keys, k_in.device)
+        masked_causal = causal_from_attn_mask(attn_mask, n_queries, n_keys, batch * self.num_heads)
+        causal = self.causal or is_causal or masked_causal
+        if causal and n_queries != n_keys:
             raise ValueError(
                 "causal attention needs query and key of the same length, got "
-                f"{q_in.shape[1]} and {k_in.shape[1]}"
+                f"{n_queries} and {n_keys}"
             )
-        mask = self._check_mask(key_padding_mask, k_in.shape[0], k_in.shape[1], k_in.device)
         if self.training and self.redraw_interval is not None:
             if self.training_calls and self.training_calls % self.redraw_interval == 0:
                 self.redraw()
             self.training_calls += 1
-        w_q, w_k, w_v, b_q, b_k, b_v = self._weights()
+        out, weights = self._attend(q_in, k_in, v_in, mask, causal, need_weights)
+        if weights is not None and average_attn_weights:
+            weights = weights.mean(dim=1)
+        if not batched:
+            return out[0], None if weights is None else weights[0]
+        return (out if self.batch_first else out.transpose(0, 1)), weights
+
+    def _attend(
+        self,
+        q_in: torch.Tensor,
+        k_in: torch.Tensor,
+        v_in: torch.Tensor,
+        mask: torch.Tensor | None,
+        causal: bool,
+        need_weights: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """FAVOR+ on checked ``(B, L, width)`` inputs: the output and, if asked, per-head weights."""
         work = compute_dtype(q_in.dtype)
-        q = self._heads(q_in, w_q, b_q).to(work)
-        k = self._heads(k_in, w_k, b_k).to(work)
-        v = self._heads(v_in, w_v, b_v).to(work)
+        q, k, v = self._project(q_in, k_in, v_in, work)
+        q, k, v, mask, n_extra = self._with_extra_tokens(q, k, v, mask, causal)
+        keep = None
+        if self.training and self.dropout > 0.0:
+            # One keep/drop draw per (sequence, head, key), scaled by 1/(1-p): see `dropout`.
+            keep = nn.functional.dropout(v.new_ones(*v.shape[:-1], 1), self.dropout, training=True)
+            v = v * keep
+        mask_h = None if mask is None else mask[:, None, :]
         w = self.projection.to(work)
-        y = favor_core(q, k, v, w, mask, self.features, causal, self.chunk_size)
-        out = self._merge(y, q_in.dtype)
-        return (out if self.batch_first else out.transpose(0, 1)), None
+        y = favor_core(q, k, v, w, mask_h, self.features, causal, self.chunk_size)
+        weights = None
+        if need_weights:
+            # The weights are FAVOR+ applied to one-hot values: row i of D^-1 phi(Q) phi(K)^T.
+            n_keys = k.shape[2]
+            eye = torch.eye(n_keys, dtype=work, device=q.device).expand(*k.shape[:2], -1, -1)
+            weights = favor_core(q, k, eye, w, mask_h, self.features, causal, self.chunk_size)
+            if keep is not None:
+                weights = weights * keep.transpose(-1, -2)
+            if causal and n_extra:
+                weights = weights[..., n_extra:, :]
+                weights = torch.cat([weights[..., n_extra:], weights[..., :n_extra]], dim=-1)
+            weights = weights.to(q_in.dtype)
+        if causal and n_extra:
+            y = y[..., n_extra:, :]
+        return self._merge(y, q_in.dtype), weights
+
+    def _forward_nested(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        key_padding_mask: Any,
+        need_weights: bool,
+        attn_mask: Any,
+        is_causal: bool,
+    ) -> tuple[torch.Tensor, None]:
+        """Nested ``(batch, L_b, E)`` inputs, as ``nn.TransformerEncoder`` builds them in
+        inference: padded, attended with the implied key padding mask, and nested again."""
+        if not all(isinstance(x, torch.Tensor) and x.is_nested for x in (query, key, value)):
+            raise ValueError("query, key and value must all be nested tensors, or none of them")
+        if not self.batch_first:
+            raise ValueError("nested tensor inputs need a layer with batch_first=True")
+        if key_padding_mask is not None or attn_mask is not None or need_weights:
+            raise ValueError(
+                "with nested tensor inputs the sequence lengths are the padding: "
+                "key_padding_mask and attn_mask must be None and need_weights False"
+            )
+        q_lengths = [x.shape[0] for x in query.unbind()]
+        k_lengths = torch.tensor([x.shape[0] for x in key.unbind()])
+        q, k, v = (x.to_padded_tensor(0.0) for x in (query, key, value))
+        padded = torch.arange(k.shape[1])[None, :] >= k_lengths[:, None]
+        out, _ = self.forward(
+            q, k, v, key_padding_mask=padded.to(k.device), need_weights=False, is_causal=is_causal
+        )
+        pieces = [out[i, :n] for i, n in enumerate(q_lengths)]
+        return torch.nested.as_nested_tensor(pieces, layout=query.layout), None
+
+    # ----------------------------------------------------------------- decoding
 
     def init_state(self, batch_size: int, *, device: Any = None) -> DecodingState:
         """An empty :class:`DecodingState` for ``batch_size`` sequences (no token seen)."""
@@ -398,7 +773,9 @@ class FavorAttention(nn.Module):
 
         Feeding a sequence in pieces (one token or many at a time) gives the outputs of
         the causal forward pass on the whole sequence, up to rounding; the state has a
-        fixed size ``(batch, H, m', d_h + 1)`` however many tokens were consumed.
+        fixed size ``(batch, H, m', d_h + 1)`` however many tokens were consumed. The
+        ``add_bias_kv``/``add_zero_attn`` tokens enter the state with the first piece.
+        Dropout is not applied (decoding is inference).
 
         Parameters
         ----------
@@ -406,8 +783,9 @@ class FavorAttention(nn.Module):
             The next ``T`` tokens (``(T, batch, embed_dim)`` when ``batch_first=False``).
         state : DecodingState, optional
             The state returned by the previous call; None starts a new sequence.
-        key_padding_mask : bool tensor of shape (batch, T), optional
-            True marks a padded token: it attends normally but is never attended to.
+        key_padding_mask : tensor of shape (batch, T), optional
+            Boolean or float ``0``/``-inf``; a padded token attends normally but is never
+            attended to.
 
         Returns
         -------
@@ -418,7 +796,14 @@ class FavorAttention(nn.Module):
         """
         if not self.causal:
             raise ValueError("decode needs a causal layer (construct it with causal=True)")
-        x = self._batched("query", query, self.embed_dim)
+        x = check_float_tensor("query", query, min_ndim=3)
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            layout = "(batch, seq, " if self.batch_first else "(seq, batch, "
+            raise ValueError(
+                f"query must have shape {layout}{self.embed_dim}), got {tuple(x.shape)}"
+            )
+        x = x if self.batch_first else x.transpose(0, 1)
+        require_finite("query", x)
         batch, length = x.shape[:2]
         if state is None:
             state = self.init_state(batch, device=x.device)
@@ -427,28 +812,29 @@ class FavorAttention(nn.Module):
                 f"state must be a DecodingState for batch size {batch} and "
                 f"{self.num_heads} heads, got {state!r:.80}"
             )
-        mask = self._check_mask(key_padding_mask, batch, length, x.device)
-        w_q, w_k, w_v, b_q, b_k, b_v = self._weights()
+        mask = padding_mask(key_padding_mask, batch, length, x.device)
         work = state.kv.dtype
-        q = self._heads(x, w_q, b_q).to(work)
-        k = self._heads(x, w_k, b_k).to(work)
-        v = self._heads(x, w_v, b_v).to(work)
+        q, k, v = self._project(x, x, x, work)
+        n_extra = 0
+        if state.position == 0:
+            q, k, v, mask, n_extra = self._with_extra_tokens(q, k, v, mask, causal=True)
         w = self.projection.to(work)
         scale = self.head_dim**-0.25
+        mask_h = None if mask is None else mask[:, None, :]
         qf = query_features(self.features, q, w, scale)
-        kf, log_scale = key_features(self.features, k, w, mask, scale)
+        kf, log_scale = key_features(self.features, k, w, mask_h, scale)
         u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
-        rows = batch * self.num_heads
+        rows, steps = batch * self.num_heads, q.shape[2]
         y, (kv, top) = causal_linear_attention(
-            qf.reshape(rows, length, -1),
-            kf.reshape(rows, length, -1),
-            log_scale.expand(batch, self.num_heads, length).reshape(rows, length),
-            u.reshape(rows, length, -1),
+            qf.reshape(rows, steps, -1),
+            kf.reshape(rows, steps, -1),
+            log_scale.expand(batch, self.num_heads, steps).reshape(rows, steps),
+            u.reshape(rows, steps, -1),
             chunk=self.chunk_size or default_chunk_size(x.device),
             initial=(state.kv.reshape(rows, *state.kv.shape[2:]), state.log_scale.reshape(rows)),
             return_state=True,
         )
-        y = y.reshape(batch, self.num_heads, length, -1)
+        y = y.reshape(batch, self.num_heads, steps, -1)[..., n_extra:, :]
         out = self._merge(normalise(y[..., :-1], y[..., -1:]), x.dtype)
         new_state = DecodingState(
             kv.reshape(state.kv.shape),
@@ -459,8 +845,15 @@ class FavorAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
-            f"n_components={self.n_components}, causal={self.causal}, "
-            f"features={self.features!r}, projection={self.projection_sampler!r}, "
+            f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+            f"batch_first={self.batch_first}, n_components={self.n_components}, "
+            f"causal={self.causal}, features={self.features!r}, sampler={self.sampler!r}, "
             f"per_head={self.per_head}, redraw_interval={self.redraw_interval}"
         )
+
+
+def _copy_requires_grad(source: nn.Module, target: nn.Module) -> None:
+    """Give ``target``'s parameters the ``requires_grad`` flags of ``source``'s, by name."""
+    flags = {name: p.requires_grad for name, p in source.named_parameters()}
+    for name, p in target.named_parameters():
+        p.requires_grad_(flags[name])

@@ -49,12 +49,19 @@ def _functional(layer, query, key, value, **kwargs):
 @pytest.mark.parametrize("per_head", [False, True])
 def test_self_attention_equals_functional_form(causal, features, per_head):
     layer = FavorAttention(
-        12, 3, n_components=8, causal=causal, features=features, per_head=per_head, random_state=0
+        12,
+        3,
+        batch_first=True,
+        n_components=8,
+        causal=causal,
+        features=features,
+        per_head=per_head,
+        random_state=0,
     ).double()
     x = _x(2, 10, 12)
     mask = torch.zeros(2, 10, dtype=torch.bool)
     mask[1, 7:] = True
-    out, weights = layer(x, x, x, key_padding_mask=mask)
+    out, weights = layer(x, x, x, key_padding_mask=mask, need_weights=False)
     expected = _functional(layer, x, x, x, causal=causal, key_padding_mask=mask[:, None, :])
     assert weights is None
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
@@ -73,20 +80,24 @@ def test_cross_attention_with_kdim_vdim_and_seq_first():
 
 
 def test_parameters_match_multihead_attention_layout():
-    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
-    layer = FavorAttention(8, 2, n_components=4, random_state=0)
-    ours = {name: p.shape for name, p in layer.named_parameters()}
-    theirs = {name: p.shape for name, p in mha.named_parameters()}
-    assert ours == theirs
-    result = layer.load_state_dict(mha.state_dict(), strict=False)
-    assert sorted(result.missing_keys) == ["_extra_state", "projection"]
-    assert not result.unexpected_keys
-    assert torch.equal(layer.in_proj_weight, mha.in_proj_weight)
+    for options in ({}, {"bias": False}, {"add_bias_kv": True}, {"kdim": 5, "vdim": 3}):
+        mha = torch.nn.MultiheadAttention(8, 2, **options)
+        layer = FavorAttention(8, 2, n_components=4, random_state=0, **options)
+        ours = [(name, p.shape) for name, p in layer.named_parameters()]
+        theirs = [(name, p.shape) for name, p in mha.named_parameters()]
+        assert ours == theirs  # names, shapes and order (optimizer state stays aligned)
+        # A MultiheadAttention state dict loads strictly and keeps the layer's projection.
+        projection = layer.projection.clone()
+        layer.load_state_dict(mha.state_dict(), strict=True)
+        assert torch.equal(layer.projection, projection)
+        assert torch.equal(layer.out_proj.weight, mha.out_proj.weight)
 
 
 @pytest.mark.parametrize("features", ["positive", "trigonometric"])
 def test_decoding_equals_causal_forward(features):
-    layer = FavorAttention(8, 2, n_components=6, causal=True, features=features, random_state=3)
+    layer = FavorAttention(
+        8, 2, batch_first=True, n_components=6, causal=True, features=features, random_state=3
+    )
     layer = layer.double()
     x = _x(3, 17, 8, seed=4)
     mask = torch.zeros(3, 17, dtype=torch.bool)
@@ -103,7 +114,9 @@ def test_decoding_equals_causal_forward(features):
 
 
 def test_decoding_state_has_fixed_size_and_float32_for_half_layers():
-    layer = FavorAttention(8, 2, n_components=6, causal=True, random_state=3).to(torch.bfloat16)
+    layer = FavorAttention(8, 2, batch_first=True, n_components=6, causal=True, random_state=3).to(
+        torch.bfloat16
+    )
     x = _x(2, 5, 8, dtype=torch.bfloat16)
     _, state = layer.decode(x)
     out2, state2 = layer.decode(x, state)
@@ -115,10 +128,10 @@ def test_decoding_state_has_fixed_size_and_float32_for_half_layers():
 
 def test_decode_needs_a_causal_layer_and_a_matching_state():
     with pytest.raises(ValueError, match="decode needs a causal layer"):
-        FavorAttention(8, 2, n_components=4, random_state=0).decode(
+        FavorAttention(8, 2, batch_first=True, n_components=4, random_state=0).decode(
             _x(1, 2, 8, dtype=torch.float32)
         )
-    layer = FavorAttention(8, 2, n_components=4, causal=True, random_state=0)
+    layer = FavorAttention(8, 2, batch_first=True, n_components=4, causal=True, random_state=0)
     with pytest.raises(ValueError, match="state must be a DecodingState for batch size 2"):
         layer.decode(_x(2, 1, 8, dtype=torch.float32), layer.init_state(3))
 
@@ -128,7 +141,9 @@ def test_decode_needs_a_causal_layer_and_a_matching_state():
 
 def test_construction_and_calls_leave_the_global_torch_generator_alone():
     before = torch.random.get_rng_state()
-    layer = FavorAttention(8, 2, n_components=4, redraw_interval=1, random_state=0)
+    layer = FavorAttention(
+        8, 2, batch_first=True, n_components=4, redraw_interval=1, random_state=0
+    )
     layer.train()
     x = _x(1, 3, 8, dtype=torch.float32)
     for _ in range(3):
@@ -138,9 +153,9 @@ def test_construction_and_calls_leave_the_global_torch_generator_alone():
 
 
 def test_same_random_state_same_layer_and_projection_is_drawn_from_sampling():
-    a = FavorAttention(8, 2, n_components=5, random_state=9)
-    b = FavorAttention(8, 2, n_components=5, random_state=9)
-    c = FavorAttention(8, 2, n_components=5, random_state=10)
+    a = FavorAttention(8, 2, batch_first=True, n_components=5, random_state=9)
+    b = FavorAttention(8, 2, batch_first=True, n_components=5, random_state=9)
+    c = FavorAttention(8, 2, batch_first=True, n_components=5, random_state=10)
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         if name != "_extra_state":
             assert torch.equal(pa, pb), name
@@ -151,7 +166,9 @@ def test_same_random_state_same_layer_and_projection_is_drawn_from_sampling():
 
 
 def test_redraw_interval_counts_training_calls_only():
-    layer = FavorAttention(8, 2, n_components=4, redraw_interval=2, random_state=0)
+    layer = FavorAttention(
+        8, 2, batch_first=True, n_components=4, redraw_interval=2, random_state=0
+    )
     x = _x(1, 3, 8, dtype=torch.float32)
     seen = []
     layer.train()
@@ -171,7 +188,7 @@ def test_redraw_interval_counts_training_calls_only():
 
 
 def test_no_redraw_without_interval():
-    layer = FavorAttention(8, 2, n_components=4, random_state=0).train()
+    layer = FavorAttention(8, 2, batch_first=True, n_components=4, random_state=0).train()
     before = layer.projection.clone()
     for _ in range(3):
         layer(_x(1, 3, 8, dtype=torch.float32))
@@ -179,14 +196,18 @@ def test_no_redraw_without_interval():
 
 
 def test_state_dict_round_trip_restores_outputs_and_redraw_schedule():
-    layer = FavorAttention(8, 2, n_components=4, redraw_interval=2, causal=True, random_state=0)
+    layer = FavorAttention(
+        8, 2, batch_first=True, n_components=4, redraw_interval=2, causal=True, random_state=0
+    )
     x = _x(2, 6, 8, dtype=torch.float32)
     layer.train()
     layer(x)
     buffer = io.BytesIO()
     torch.save(layer.state_dict(), buffer)
     buffer.seek(0)
-    clone = FavorAttention(8, 2, n_components=4, redraw_interval=2, causal=True, random_state=99)
+    clone = FavorAttention(
+        8, 2, batch_first=True, n_components=4, redraw_interval=2, causal=True, random_state=99
+    )
     clone.load_state_dict(torch.load(buffer, weights_only=True))
     clone.train()
     for _ in range(3):  # crosses a redraw: both layers draw the same next projection
@@ -195,20 +216,22 @@ def test_state_dict_round_trip_restores_outputs_and_redraw_schedule():
 
 
 def test_half_conversion_keeps_a_float32_projection():
-    layer = FavorAttention(8, 2, n_components=4, random_state=0)
+    layer = FavorAttention(8, 2, batch_first=True, n_components=4, random_state=0)
     exact = layer.projection.clone()
     half = layer.half()
     assert half.projection.dtype == torch.float32
     assert torch.equal(half.projection, exact)
     assert half.in_proj_weight.dtype == torch.float16
-    assert FavorAttention(8, 2, n_components=4, random_state=0).double().projection.dtype == (
-        torch.float64
-    )
+    assert FavorAttention(
+        8, 2, batch_first=True, n_components=4, random_state=0
+    ).double().projection.dtype == (torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_layer_forward_and_backward_are_finite(dtype):
-    layer = FavorAttention(16, 2, n_components=16, causal=True, random_state=0).to(dtype)
+    layer = FavorAttention(
+        16, 2, batch_first=True, n_components=16, causal=True, random_state=0
+    ).to(dtype)
     x = (_x(2, 20, 16, dtype=torch.float32) * 4).to(dtype)
     out, _ = layer(x)
     assert out.dtype == dtype
@@ -237,18 +260,20 @@ def test_bad_constructor_arguments(kwargs, match):
 
 
 def test_bad_call_arguments():
-    layer = FavorAttention(8, 2, n_components=4, causal=True, random_state=0)
+    layer = FavorAttention(8, 2, batch_first=True, n_components=4, causal=True, random_state=0)
     x = _x(2, 5, 8, dtype=torch.float32)
-    with pytest.raises(ValueError, match="need_weights must be False"):
-        layer(x, x, x, need_weights=True)
-    with pytest.raises(ValueError, match="attn_mask must be None"):
+    with pytest.raises(ValueError, match="need_weights must be True or False"):
+        layer(x, x, x, need_weights="no")
+    with pytest.raises(ValueError, match="attn_mask must be exactly causal"):
         layer(x, x, x, attn_mask=torch.zeros(5, 5))
     with pytest.raises(ValueError, match=r"query must have shape \(batch, seq, 8\)"):
         layer(x[..., :7])
     with pytest.raises(ValueError, match="key_padding_mask must have shape"):
         layer(x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match="key_padding_mask must be a boolean"):
-        layer(x, key_padding_mask=torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="key_padding_mask as a float tensor must contain only 0"):
+        layer(x, key_padding_mask=torch.ones(2, 5))
+    with pytest.raises(ValueError, match="key_padding_mask must be a boolean tensor"):
+        layer(x, key_padding_mask=torch.zeros(2, 5, dtype=torch.int64))
     with pytest.raises(ValueError, match="causal attention needs query and key"):
         layer(x, x[:, :3])
     with pytest.raises(ValueError, match="query must contain only finite"):
@@ -262,7 +287,7 @@ def test_bad_call_arguments():
 @pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
 @pytest.mark.parametrize("causal", [False, True])
 def test_torch_compile_matches_eager(causal):
-    layer = FavorAttention(16, 2, n_components=8, causal=causal, random_state=0)
+    layer = FavorAttention(16, 2, batch_first=True, n_components=8, causal=causal, random_state=0)
     x = _x(2, 12, 16, dtype=torch.float32)
     compiled = torch.compile(layer)
     out, _ = compiled(x)
