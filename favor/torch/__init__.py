@@ -14,6 +14,9 @@ favor_attention, softmax_attention
     Functional attention (:mod:`favor.torch.attention`).
 FavorAttention, DecodingState
     The multi-head module and its token-by-token decoding state (:mod:`favor.torch.module`).
+performerize, restore_softmax
+    Swap every attention layer of a model to FAVOR+ and back, keeping the weights
+    (:mod:`favor.torch.convert`).
 positive_features, hyperbolic_features, trigonometric_features, relu_features, random_features
     Tensor twins of :mod:`favor.features` (:mod:`favor.torch.features`).
 """
@@ -28,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from favor.torch.attention import favor_attention, softmax_attention
+from favor.torch.convert import performerize, restore_softmax
 from favor.torch.features import (
     hyperbolic_features,
     positive_features,
@@ -42,9 +46,11 @@ __all__ = [
     "FavorAttention",
     "favor_attention",
     "hyperbolic_features",
+    "performerize",
     "positive_features",
     "random_features",
     "relu_features",
+    "restore_softmax",
     "softmax_attention",
     "trigonometric_features",
 ]
