@@ -109,7 +109,11 @@ class PixelTransformer(nn.Module):
             if kind == "softmax":
                 return nn.MultiheadAttention(WIDTH, HEADS, batch_first=True)
             return FavorAttention(
-                WIDTH, HEADS, n_components=n_components, random_state=1000 * seed + layer
+                WIDTH,
+                HEADS,
+                batch_first=True,
+                n_components=n_components,
+                random_state=1000 * seed + layer,
             )
 
         self.embed = nn.Linear(1, WIDTH)
@@ -217,7 +221,9 @@ def best_time(fn, repeats=3):
 
 layers = {
     "nn.MultiheadAttention (softmax)": nn.MultiheadAttention(WIDTH, HEADS, batch_first=True),
-    "FavorAttention (m = 64)": FavorAttention(WIDTH, HEADS, n_components=64, random_state=0),
+    "FavorAttention (m = 64)": FavorAttention(
+        WIDTH, HEADS, batch_first=True, n_components=64, random_state=0
+    ),
 }
 layer_times = {name: [] for name in layers}
 with torch.no_grad():

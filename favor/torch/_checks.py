@@ -65,8 +65,13 @@ def check_float_tensor(name: str, x: Any, *, min_ndim: int = 1) -> torch.Tensor:
         )
     if x.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    if not is_compiling() and not _all_finite(x):
-        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    message = f"{name} must contain only finite values (no NaN or inf)"
+    if is_compiling():
+        # No data-dependent branch in a compiled graph: an in-graph assertion instead
+        # (the call fails with a RuntimeError carrying the same message).
+        torch._assert_async(torch.isfinite(x).all(), message)
+    elif not _all_finite(x):
+        raise ValueError(message)
     return x
 
 

@@ -30,7 +30,7 @@ import torch
 
 from favor.torch._checks import is_compiling
 
-__all__ = ["causal_from_attn_mask", "padding_mask", "require", "require_finite"]
+__all__ = ["causal_from_attn_mask", "padding_mask", "require"]
 
 
 def require(condition: torch.Tensor, message: str) -> None:
@@ -43,16 +43,6 @@ def require(condition: torch.Tensor, message: str) -> None:
         torch._assert_async(condition, message)
     elif not bool(condition):
         raise ValueError(message)
-
-
-def require_finite(name: str, x: torch.Tensor) -> None:
-    """Under :func:`torch.compile`, assert that ``x`` is finite (eager mode checks earlier).
-
-    The eager check lives in :func:`favor.torch._checks.check_float_tensor`; it is skipped
-    while compiling (a data-dependent branch), and this in-graph assertion takes its place.
-    """
-    if is_compiling():
-        require(torch.isfinite(x).all(), f"{name} must contain only finite values (no NaN or inf)")
 
 
 def padding_mask(

@@ -48,7 +48,7 @@ from favor.attention import _check_flag as check_flag
 from favor.sampling import SAMPLERS, draw_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
-from favor.torch._masks import causal_from_attn_mask, padding_mask, require_finite
+from favor.torch._masks import causal_from_attn_mask, padding_mask
 from favor.torch.attention import favor_core, normalise
 from favor.torch.features import FEATURE_MAP_NAMES, key_features, query_features
 
@@ -591,8 +591,6 @@ class FavorAttention(nn.Module):
                 f"query, key and value must be on one device, got {q.device}, {k.device} and "
                 f"{v.device}"
             )
-        for name, x in (("query", q), ("key", k), ("value", v)):
-            require_finite(name, x)
         return q, k, v, batched
 
     def forward(
@@ -803,7 +801,6 @@ class FavorAttention(nn.Module):
                 f"query must have shape {layout}{self.embed_dim}), got {tuple(x.shape)}"
             )
         x = x if self.batch_first else x.transpose(0, 1)
-        require_finite("query", x)
         batch, length = x.shape[:2]
         if state is None:
             state = self.init_state(batch, device=x.device)

@@ -271,7 +271,7 @@ def test_accuracy_beats_uniform_where_attention_is_peaked():
     # uniform_error - favor_error must have mean/standard-error >= 5 (false-alarm rate
     # below 3e-7 under the normal approximation). Negative control: the same rule on
     # N(0, I) inputs at d = 64, where FAVOR+ at m = 256 is worse than uniform attention
-    #, must fail.
+    # , must fail.
     def z_score(make):
         diffs = []
         for seed in range(30):

@@ -18,7 +18,12 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from favor.torch import FavorAttention, favor_attention, performerize  # noqa: E402
+from favor.torch import (  # noqa: E402
+    FavorAttention,
+    favor_attention,
+    performerize,
+    restore_softmax,
+)
 
 pytestmark = [
     pytest.mark.torch,
@@ -41,6 +46,16 @@ MASKS = (
     "causal_bool",
     "causal_pad",
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread (a thread pool only adds wake-ups, which cost
+    seconds per call on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _x(*shape, seed=0):
@@ -307,3 +322,299 @@ def test_nested_tensor_input_equals_padded_input():
         torch.testing.assert_close(piece, padded[b][~pad[b]], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="need_weights False"):
         layer(nested, nested, nested)
+
+
+# ------------------------------------------------------------------ checkpoints and swaps
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"bias": False}, {"add_bias_kv": True, "add_zero_attn": True}, {"kdim": 5, "vdim": 3}],
+)
+def test_multihead_round_trip_keeps_every_weight(options):
+    torch.manual_seed(1)
+    mha = nn.MultiheadAttention(E, H, dropout=0.25, batch_first=True, **options).double()
+    mha.in_proj_bias is None or mha.in_proj_bias.data.normal_()
+    mha.out_proj.weight.requires_grad_(False)
+    layer = FavorAttention.from_multihead(mha, n_components=M, random_state=3)
+    assert (layer.dropout, layer.batch_first, layer.add_zero_attn) == (
+        mha.dropout,
+        mha.batch_first,
+        mha.add_zero_attn,
+    )
+    assert layer.projection.dtype == torch.float64
+    assert layer.out_proj.weight is not mha.out_proj.weight  # copied, not shared
+    assert not layer.out_proj.weight.requires_grad
+    back = layer.to_multihead()
+    _same_weights(mha, back)
+    assert not back.out_proj.weight.requires_grad
+    # Strict loads both ways through the documented paths.
+    fresh = FavorAttention(E, H, 0.25, batch_first=True, n_components=M, random_state=4, **options)
+    fresh.double().load_state_dict(mha.state_dict(), strict=True)
+    for name, value in mha.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], value), name
+
+
+def test_strict_load_of_a_whole_softmax_model_and_incomplete_favor_state():
+    softmax, favor, _ = _models("transformer", True)
+    target = copy.deepcopy(favor)
+    projections = [m.projection.clone() for m in target.modules() if isinstance(m, FavorAttention)]
+    target.load_state_dict(softmax.state_dict(), strict=True)  # MHA keys: projections kept
+    after = [m.projection for m in target.modules() if isinstance(m, FavorAttention)]
+    assert all(torch.equal(a, b) for a, b in zip(projections, after, strict=True))
+    for name, value in softmax.state_dict().items():
+        assert torch.equal(target.state_dict()[name], value), name
+    # A FavorAttention state dict missing only one of its own entries is incomplete.
+    state = favor.state_dict()
+    del state["encoder.layers.0.self_attn.projection"]
+    with pytest.raises(RuntimeError, match=r"Missing key.*encoder.layers.0.self_attn.projection"):
+        copy.deepcopy(favor).load_state_dict(state, strict=True)
+
+
+def test_performerize_converts_transformer_keeps_weights_and_trains():
+    torch.manual_seed(0)
+    model = nn.Transformer(E, H, 1, 1, 16, dropout=0.0, batch_first=True)
+    before = copy.deepcopy(model)
+    performerize(model, n_components=M, random_state=0, redraw_interval=5)
+    layers = [m for m in model.modules() if isinstance(m, FavorAttention)]
+    assert len(layers) == 3
+    assert not any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
+    assert len({tuple(m.projection.flatten().tolist()) for m in layers}) == 3
+    for name, value in before.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    # It trains: copy the source sequence (teacher forcing), loss falls.
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    src = _x(16, 6, E, seed=5).float()
+    causal = nn.Transformer.generate_square_subsequent_mask(6)
+    losses = []
+    for _ in range(30):
+        out = model(src, src, tgt_mask=causal, tgt_is_causal=True)
+        loss = (out - src).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+    assert layers[0].training_calls == 30
+    restored = restore_softmax(copy.deepcopy(model))
+    for name, value in restored.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
+# ----------------------------------------------------------------- weights, dropout, extras
+
+
+def _quadratic(layer, query, key, value, causal):
+    """FAVOR+ written quadratically from the public feature map (batch-first, float64)."""
+    from favor.torch import positive_features
+
+    e, h, d = layer.embed_dim, layer.num_heads, layer.head_dim
+    if layer._qkv_same_embed_dim:
+        w_q, w_k, w_v = layer.in_proj_weight.split(e)
+    else:
+        w_q, w_k, w_v = layer.q_proj_weight, layer.k_proj_weight, layer.v_proj_weight
+    b_q, b_k, b_v = layer.in_proj_bias.split(e)
+
+    def heads(x, w, b):
+        return nn.functional.linear(x, w, b).unflatten(-1, (h, d)).transpose(1, 2)
+
+    q, k, v = heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v)
+    n_keys = k.shape[2]
+    extra_k, extra_v = [], []
+    if layer.bias_k is not None:
+        extra_k.append(layer.bias_k.reshape(1, h, 1, d).expand(k.shape[0], h, 1, d))
+        extra_v.append(layer.bias_v.reshape(1, h, 1, d).expand(k.shape[0], h, 1, d))
+    if layer.add_zero_attn:
+        extra_k.append(torch.zeros_like(k[:, :, :1]))
+        extra_v.append(torch.zeros_like(v[:, :, :1]))
+    k, v = torch.cat([k, *extra_k], 2), torch.cat([v, *extra_v], 2)
+    s = d**-0.25
+    a = positive_features(q * s, layer.projection) @ positive_features(k * s, layer.projection).mT
+    if causal:
+        hidden = torch.ones(q.shape[2], n_keys, dtype=torch.bool).triu(1)
+        hidden = torch.cat(
+            [hidden, torch.zeros(q.shape[2], k.shape[2] - n_keys, dtype=torch.bool)], 1
+        )
+        a = a.masked_fill(hidden, 0.0)
+    a = a / a.sum(-1, keepdim=True)
+    out = layer.out_proj((a @ v).transpose(1, 2).flatten(-2))
+    return out, a
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("extras", [(False, False), (True, False), (True, True)])
+def test_outputs_and_weights_equal_the_quadratic_form(causal, extras):
+    layer = FavorAttention(
+        E, H, 0.0, True, *extras, batch_first=True, n_components=M, random_state=2
+    ).double()
+    with torch.no_grad():
+        layer.in_proj_bias.normal_(generator=torch.Generator().manual_seed(0))
+    x = _x(BATCH, L_SRC, E, seed=3)
+    out, weights = layer(x, x, x, is_causal=causal, average_attn_weights=False)
+    expected, a = _quadratic(layer, x, x, x, causal)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(weights, a, rtol=1e-10, atol=1e-12)
+    _, averaged = layer(x, x, x, is_causal=causal)
+    torch.testing.assert_close(averaged, a.mean(1), rtol=1e-10, atol=1e-12)
+    # Unbatched (L, E) inputs give the first batch entry.
+    single, single_weights = layer(x[0], x[0], x[0], is_causal=causal, average_attn_weights=False)
+    torch.testing.assert_close(single, out[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(single_weights, weights[0], rtol=1e-12, atol=1e-12)
+    if extras[0]:
+        # The decoding state starts with the extra tokens: pieces equal the causal forward.
+        causal_layer = copy.deepcopy(layer)
+        causal_layer.causal = True
+        full, _ = causal_layer(x, need_weights=False)
+        first, state = causal_layer.decode(x[:, :2])
+        rest, _ = causal_layer.decode(x[:, 2:], state)
+        torch.testing.assert_close(torch.cat([first, rest], 1), full, rtol=1e-10, atol=1e-12)
+
+
+def test_cross_attention_weights_with_padding_and_seq_first_layout():
+    layer = FavorAttention(E, H, kdim=5, vdim=3, n_components=M, random_state=1).double()
+    query, key, value = _x(4, 2, E, seed=1), _x(7, 2, 5, seed=2), _x(7, 2, 3, seed=3)
+    pad = torch.zeros(2, 7, dtype=torch.bool)
+    pad[1, 5:] = True
+    out, weights = layer(query, key, value, key_padding_mask=_float(pad))
+    assert out.shape == (4, 2, E)
+    assert weights.shape == (2, 4, 7)
+    assert torch.all(weights[1, :, 5:] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, dtype=torch.float64))
+
+
+def test_dropout_drops_keys_per_head_and_scales_the_rest():
+    p = 0.5
+    layer = FavorAttention(E, H, p, batch_first=True, n_components=M, random_state=0).double()
+    x = _x(BATCH, 12, E, seed=4)
+    layer.eval()
+    _, clean = layer(x, x, x, average_attn_weights=False)
+    torch.testing.assert_close(layer(x, x, x)[0], layer(x, x, x)[0])  # eval: no dropout
+    layer.train()
+    torch.manual_seed(7)
+    out, dropped = layer(x, x, x, average_attn_weights=False)
+    ratio = dropped / clean
+    # One keep/drop decision per (sequence, head, key), shared by all queries.
+    torch.testing.assert_close(ratio, ratio[:, :, :1, :].expand_as(ratio), rtol=1e-12, atol=0)
+    values = set(torch.round(ratio[:, :, 0, :], decimals=9).unique().tolist())
+    assert values == {0.0, 1.0 / (1.0 - p)}
+    # The output is the dropped weights applied to the values.
+    w_v, b_v = layer.in_proj_weight[2 * E :], layer.in_proj_bias[2 * E :]
+    v = nn.functional.linear(x, w_v, b_v).unflatten(-1, (H, E // H)).transpose(1, 2)
+    expected = layer.out_proj((dropped @ v).transpose(1, 2).flatten(-2))
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        ({"is_causal": "yes"}, "is_causal must be True or False, got 'yes'"),
+        ({"is_causal": 1}, "is_causal must be True or False"),
+        ({"need_weights": None}, "need_weights must be True or False"),
+        ({"average_attn_weights": "no"}, "average_attn_weights must be True or False"),
+        ({"attn_mask": torch.zeros(L_SRC, L_SRC)}, "attn_mask must be exactly causal"),
+        (
+            {"attn_mask": torch.full((L_SRC, L_SRC), -1e9).triu(1)},
+            "attn_mask must be exactly causal",
+        ),
+        ({"attn_mask": torch.ones(L_SRC, L_SRC, dtype=torch.bool).triu(2)}, "exactly causal"),
+        ({"attn_mask": torch.zeros(2, L_SRC, L_SRC)}, r"attn_mask must have shape \(L, S\)"),
+        ({"key_padding_mask": torch.full((BATCH, L_SRC), -1e4)}, "only 0 \\(keep\\) and -inf"),
+    ],
+)
+def test_bad_calls_are_refused_with_clear_errors(call, match):
+    layer = FavorAttention(E, H, batch_first=True, n_components=M, random_state=0)
+    x = _x(BATCH, L_SRC, E).float()
+    with pytest.raises(ValueError, match=match):
+        layer(x, x, x, **call)
+
+
+def test_flags_are_validated_like_the_numpy_engine():
+    import numpy as np
+
+    from favor import favor_attention as numpy_favor_attention
+
+    q = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="causal must be True or False, got 'yes'"):
+        numpy_favor_attention(q, q, q, causal="yes")
+    for name in ("bias", "add_bias_kv", "add_zero_attn", "batch_first", "causal", "per_head"):
+        with pytest.raises(ValueError, match=f"{name} must be True or False, got 'yes'"):
+            FavorAttention(E, H, **{name: "yes"})
+    with pytest.raises(ValueError, match="dropout must be a probability"):
+        FavorAttention(E, H, 1.5)
+    # np.bool_ is a flag in both.
+    layer = FavorAttention(E, H, batch_first=np.True_, n_components=4, random_state=0)
+    assert layer.batch_first is True
+
+
+def test_every_causal_mask_form_gives_the_same_output():
+    layer = FavorAttention(E, H, batch_first=True, n_components=M, random_state=0).double()
+    x = _x(BATCH, L_SRC, E)
+    float_mask = _causal(L_SRC, "float")
+    expected, _ = layer(x, x, x, is_causal=True, need_weights=False)
+    per_head = float_mask.expand(BATCH * H, -1, -1)
+    for call in (
+        {"attn_mask": float_mask},
+        {"attn_mask": float_mask, "is_causal": True},
+        {"attn_mask": float_mask.isinf()},
+        {"attn_mask": per_head},
+    ):
+        out, _ = layer(x, x, x, need_weights=False, **call)
+        assert torch.equal(out, expected), call
+
+
+def test_prebuilt_projection_and_sampler_names():
+    from favor.sampling import draw_projection
+
+    w = draw_projection("iid", M, E // H, rng=0)
+    layer = FavorAttention(E, H, projection=w, random_state=0)
+    assert layer.sampler is None
+    assert layer.n_components == M
+    assert torch.equal(layer.projection, torch.as_tensor(w, dtype=torch.float32))
+    with pytest.raises(ValueError, match="no sampler to redraw from"):
+        layer.redraw()
+    layer.sampler = "orthogonal"
+    layer.redraw(rng=1)
+    assert not torch.equal(layer.projection, torch.as_tensor(w, dtype=torch.float32))
+    with pytest.raises(ValueError, match="n_components must be None or equal"):
+        FavorAttention(E, H, projection=w, n_components=M + 1)
+
+
+@pytest.mark.slow
+# torch's own internals warn here: importing inductor (torch.jit.script_method), and dynamo
+# instantiating autograd.Function classes while tracing (our code only calls .apply).
+@pytest.mark.filterwarnings("ignore:.torch.jit.script_method. is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
+def test_checks_hold_under_torch_compile():
+    layer = FavorAttention(E, H, batch_first=True, n_components=M, random_state=0)
+    x = _x(BATCH, L_SRC, E).float()
+    pad = _float(_padding(L_SRC)).float()
+    causal = _causal(L_SRC, "float").float()
+
+    def call(x, attn_mask, key_padding_mask):
+        out, _ = layer(
+            x, x, x, key_padding_mask=key_padding_mask, attn_mask=attn_mask, need_weights=False
+        )
+        return out
+
+    compiled = torch.compile(call)
+    torch.testing.assert_close(compiled(x, causal, pad), call(x, causal, pad), rtol=1e-5, atol=1e-6)
+    # Value checks become in-graph assertions: same message, RuntimeError.
+    with pytest.raises(RuntimeError, match="query must contain only finite values"):
+        compiled(x.index_fill(1, torch.tensor([2]), float("nan")), causal, pad)
+    with pytest.raises(RuntimeError, match="attn_mask must be exactly causal"):
+        compiled(x, torch.zeros_like(causal), pad)
+    with pytest.raises(RuntimeError, match="only 0 \\(keep\\) and -inf"):
+        compiled(x, causal, torch.full_like(pad, -1e4))
+    # Argument checks do not depend on values: ValueError as in eager mode.
+    with pytest.raises(ValueError, match="is_causal must be True or False"):
+        torch.compile(lambda x: layer(x, x, x, is_causal="yes"))(x)

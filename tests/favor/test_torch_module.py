@@ -15,6 +15,16 @@ from favor.torch import DecodingState, FavorAttention, favor_attention  # noqa: 
 pytestmark = pytest.mark.torch
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread (a thread pool only adds wake-ups, which cost
+    seconds per call on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _x(*shape, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g, dtype=dtype)
