@@ -352,7 +352,7 @@ def gpu_checks(device: torch.device) -> dict[str, Any]:
     q, k, v = (torch.randn(2, 3, 300, 16, generator=g, dtype=torch.float64) for _ in range(3))
     mask = torch.rand(2, 1, 300, generator=g) < 0.2
     for causal in (False, True):
-        kw = {"causal": causal, "n_components": 32, "random_state": 4}
+        kw = {"causal": causal, "n_components": 32, "rng": 4}
         ref = favor_attention(q, k, v, key_padding_mask=mask, **kw)
         got = favor_attention(
             q.to(device), k.to(device), v.to(device), key_padding_mask=mask.to(device), **kw
@@ -364,12 +364,12 @@ def gpu_checks(device: torch.device) -> dict[str, Any]:
     k2, v2 = k32.clone(), v32.clone()
     k2[..., 150:, :] *= 4
     v2[..., 150:, :] += 1
-    a = favor_attention(q32, k32, v32, causal=True, random_state=1)
-    b = favor_attention(q32, k2, v2, causal=True, random_state=1)
+    a = favor_attention(q32, k32, v32, causal=True, rng=1)
+    b = favor_attention(q32, k2, v2, causal=True, rng=1)
     out["future_leak_bitwise_equal_prefix"] = bool(torch.equal(a[..., :150, :], b[..., :150, :]))
     x = [t.to(torch.bfloat16) * 3 for t in (q32, k32, v32)]
-    y16 = favor_attention(*x, causal=True, random_state=2)
-    y32 = favor_attention(*(t.float() for t in x), causal=True, random_state=2)
+    y16 = favor_attention(*x, causal=True, rng=2)
+    y32 = favor_attention(*(t.float() for t in x), causal=True, rng=2)
     out["bf16_finite"] = bool(torch.isfinite(y16).all())
     out["bf16_vs_float32_max_rel"] = float((y16.float() - y32).abs().max() / y32.abs().max())
     return out

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
+#: What every ``rng`` (functions) and ``random_state`` (scikit-learn estimators and
+#: ``nn.Module`` constructors) accepts: a seed, a SeedSequence, a Generator or None.
+RandomLike = Union[int, np.random.SeedSequence, np.random.Generator, None]  # noqa: UP007
+
 __all__ = [
+    "RandomLike",
     "as_generator",
     "check_attention_inputs",
     "check_attention_shapes",
     "check_choice",
+    "check_flag",
     "check_float_array",
     "check_mask_shape",
     "check_positive_int",
@@ -56,6 +62,13 @@ def as_generator(rng: Any, name: str = "rng") -> np.random.Generator:
         f"{name} must be None, an int, a numpy.random.SeedSequence or a "
         f"numpy.random.Generator, got {type(rng).__name__}"
     )
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool if it is one (Python or NumPy), else raise ValueError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_positive_int(name: str, value: Any) -> int:

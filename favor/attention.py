@@ -45,153 +45,56 @@ truncation, accuracy against a textbook FAVOR+ and against uniform attention).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from favor._namespace import namespace_of
+from favor._dispatch import dispatch
+from favor._threads import jit_threads
 from favor._validation import (
-    as_generator,
+    RandomLike,
     check_attention_inputs,
     check_choice,
-    check_float_array,
+    check_flag,
     check_positive_int,
 )
-from favor.features import FEATURE_MAPS
-from favor.sampling import SAMPLERS, draw_projection
+from favor.registry import feature_map
+from favor.sampling import DEFAULT_N_COMPONENTS, resolve_projection
 
-__all__ = ["estimate_attention_error", "favor_attention"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "estimate_attention_error", "favor_attention"]
 
-#: Default number of random projections when one is drawn.
-DEFAULT_N_COMPONENTS = 256
-_KIND_CODES = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
-_DEFAULT_CHUNK = {False: 512, True: 32}
-_CONTROLLER: Any = None
+#: Default rows per chunk of the NumPy engine's scans: bidirectional, causal.
+DEFAULT_CHUNK_SIZE = {False: 512, True: 32}
 
 
-def _check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_projection_shape(
-    shape: tuple[int, ...], n_features: int, n_heads: int | None, n_components: Any
-) -> None:
-    """Check a prebuilt projection's shape, ``(m, d)`` or ``(n_heads, m, d)``, and ``n_components``.
-
-    Shared by the NumPy engine, :mod:`favor.decoding` and :mod:`favor.torch`.
-    """
-    shape = tuple(shape)
-    expected = (n_features,) if n_heads is None else (n_heads, n_features)
-    if len(shape) != len(expected) + 1 or (*shape[:-2], shape[-1]) != expected:
-        want = "(n_components, d)" if n_heads is None else "(n_heads, n_components, d)"
-        raise ValueError(
-            f"projection must have shape {want} with d={n_features}"
-            + ("" if n_heads is None else f" and n_heads={n_heads}")
-            + f", got shape {shape}"
-        )
-    if n_components is not None and check_positive_int("n_components", n_components) != shape[-2]:
-        raise ValueError(
-            f"n_components must be None or equal to the projection's row count "
-            f"{shape[-2]}, got {n_components}"
-        )
-
-
-def resolve_projection(
-    projection: Any,
-    n_components: Any,
-    n_features: int,
-    *,
-    random_state: Any,
-    per_head: bool,
-    n_heads: int | None,
-) -> np.ndarray:
-    """Return the projection(s) as a float64 array of shape (P, m, d), P = heads or 1.
-
-    Implements the contract of :func:`favor_attention`: ``None`` means "orthogonal"; a
-    sampler name draws through :func:`favor.sampling.draw_projection` from
-    ``as_generator(random_state)`` (one projection per head with ``per_head``); an array
-    is checked against ``n_components`` and the inputs' ``d`` (and heads).
-    """
-    if projection is None:
-        projection = "orthogonal"
-    if isinstance(projection, str):
-        check_choice("projection", projection, SAMPLERS)
-        m = (
-            DEFAULT_N_COMPONENTS
-            if n_components is None
-            else check_positive_int("n_components", n_components)
-        )
-        rng = as_generator(random_state, name="random_state")
-        drawn = draw_projection(
-            projection, m, n_features, rng=rng, n_heads=n_heads if per_head else None
-        )
-        return drawn if per_head else drawn[None]
-    w = check_float_array("projection", projection, min_ndim=2)
-    check_projection_shape(w.shape, n_features, n_heads if per_head else None, n_components)
-    w = w.astype(np.float64, copy=False)
-    return w if per_head else w[None]
-
-
-def _heads_for(queries: np.ndarray, per_head: bool) -> int | None:
+def heads_of(shape: tuple[int, ...], per_head: bool) -> int | None:
+    """The number of heads (the axis before ``L``) when ``per_head``, else None."""
     if not per_head:
         return None
-    if queries.ndim < 3:
+    if len(shape) < 3:
         raise ValueError(
             "per_head=True needs inputs of shape (..., heads, L, d) with at least 3 "
-            f"dimensions, got queries of shape {queries.shape}"
+            f"dimensions, got queries of shape {tuple(shape)}"
         )
-    return int(queries.shape[-3])
-
-
-def _thread_budget(n_groups: int) -> tuple[Any, int]:
-    """Import the jit layer lazily; return (ThreadpoolController, numba threads to use).
-
-    Inside the jit scans every Numba thread calls single-threaded BLAS, so the Numba
-    thread count is capped by the BLAS thread count in force when we are called (a user's
-    ``threadpoolctl`` limit therefore caps us too), by Numba's own setting and by the
-    number of groups: at most that many threads ever run at once.
-    """
-    global _CONTROLLER
-    import numba
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot uses)
-    from threadpoolctl import ThreadpoolController
-
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    blas = [i["num_threads"] for i in _CONTROLLER.info() if i["user_api"] == "blas"]
-    budget = min(numba.get_num_threads(), max(blas, default=1), n_groups)
-    return _CONTROLLER, max(budget, 1)
-
-
-def _run_jit(kernel: Any, n_groups: int, *args: Any) -> None:
-    import numba
-
-    controller, budget = _thread_budget(n_groups)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(budget)
-    try:
-        with controller.limit(limits=1, user_api="blas"):
-            kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
+    return int(shape[-3])
 
 
 def _flatten_groups(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.reshape((-1, *x.shape[-2:])))
 
 
+@dispatch
 def favor_attention(
-    queries: Any,
-    keys: Any,
-    values: Any,
+    queries: ArrayLike,
+    keys: ArrayLike,
+    values: ArrayLike,
     *,
     n_components: int | None = None,
     causal: bool = False,
-    random_state: Any = None,
-    key_padding_mask: Any = None,
-    projection: Any = None,
+    rng: RandomLike = None,
+    key_padding_mask: ArrayLike | None = None,
+    projection: str | ArrayLike | None = None,
     features: str = "positive",
     per_head: bool = False,
     chunk_size: int | None = None,
@@ -201,8 +104,8 @@ def favor_attention(
     Parameters
     ----------
     queries : array of shape (..., L_q, d)
-        Queries; float32 or float64 NumPy array, or a torch tensor (then the call goes to
-        :func:`favor.torch.favor_attention` with the same arguments).
+        Queries; float32 or float64 NumPy array. If any argument is a torch tensor the
+        call goes to :func:`favor.torch.favor_attention` with the same arguments.
     keys : array of shape (..., L_k, d)
         Keys, same leading axes and dtype.
     values : array of shape (..., L_k, d_v)
@@ -212,18 +115,20 @@ def favor_attention(
         prebuilt ``projection`` it must be None or equal to its row count.
     causal : bool, default=False
         Query ``t`` sees keys ``<= t`` only (needs ``L_q == L_k``).
-    random_state : None, int, SeedSequence or numpy.random.Generator, optional
+    rng : None, int, SeedSequence or numpy.random.Generator, optional
         Source of the projection when one is drawn (ignored for a prebuilt array).
     key_padding_mask : bool array of shape (..., L_k), optional
         True marks a padded key, removed from numerator and normaliser. Leading axes
         equal the inputs' or are 1.
-    projection : {"orthogonal", "iid"} or array, optional
-        A sampler name (default "orthogonal": Haar blocks with chi norms) or a prebuilt
+    projection : str or array, optional
+        A sampler name of :data:`favor.registry.SAMPLERS` (default "orthogonal": Haar
+        blocks with chi norms; "iid") or a prebuilt
         ``(m, d)`` array (``(H, m, d)`` with ``per_head``), unscaled: the :math:`d^{-1/4}`
         factor is applied to the inputs inside.
-    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        The feature map (:data:`favor.features.FEATURE_MAPS`): the first three estimate
-        the softmax kernel, "relu" gives generalised (arc-cosine kernel) attention.
+    features : str, default="positive"
+        The feature map (:data:`favor.registry.FEATURE_MAPS`): "positive", "hyperbolic"
+        and "trigonometric" estimate the softmax kernel, "relu" gives generalised
+        (arc-cosine kernel) attention.
     per_head : bool, default=False
         Draw (or take) one projection per head, the axis just before ``L``, shared over
         the batch axes; needs inputs with at least 3 dimensions.
@@ -259,9 +164,9 @@ def favor_attention(
     :math:`\exp(\lVert s(q + k)\rVert^2)` (Lemma 2): see :func:`estimate_attention_error`.
     Runs in Numba-compiled scans, parallel over (batch..., head) groups, with
     single-threaded BLAS for the chunk products inside each thread (so a single group
-    uses one core); the Numba thread count is capped by the BLAS thread count in force
-    (a ``threadpoolctl`` limit therefore caps this function too). The first call
-    compiles (cached on disk afterwards).
+    uses one core), under the thread policy of :mod:`favor._threads` (a ``threadpoolctl``
+    limit caps this function too). The first call in a fresh environment compiles the
+    scans (cached on disk afterwards).
 
     Examples
     --------
@@ -269,31 +174,16 @@ def favor_attention(
     >>> from favor import favor_attention
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = (0.3 * rng.standard_normal((2, 16, 8)) for _ in range(3))
-    >>> favor_attention(q, k, v, causal=True, random_state=0).shape
+    >>> favor_attention(q, k, v, causal=True, rng=0).shape
     (2, 16, 8)
     """
-    if namespace_of(queries, keys, values, key_padding_mask) == "torch":
-        from favor import torch as favor_torch
-
-        return favor_torch.favor_attention(
-            queries,
-            keys,
-            values,
-            n_components=n_components,
-            causal=causal,
-            random_state=random_state,
-            key_padding_mask=key_padding_mask,
-            projection=projection,
-            features=features,
-            per_head=per_head,
-            chunk_size=chunk_size,
-        )
-    causal = _check_flag("causal", causal)
-    per_head = _check_flag("per_head", per_head)
+    causal = check_flag("causal", causal)
+    per_head = check_flag("per_head", per_head)
     q, k, v, mask = check_attention_inputs(queries, keys, values, key_padding_mask, causal=causal)
-    check_choice("features", features, FEATURE_MAPS)
+    spec = feature_map(features)
+    rows = spec.jit_rows()
     chunk = (
-        _DEFAULT_CHUNK[causal]
+        DEFAULT_CHUNK_SIZE[causal]
         if chunk_size is None
         else check_positive_int("chunk_size", chunk_size)
     )
@@ -302,17 +192,23 @@ def favor_attention(
         projection,
         n_components,
         d,
-        random_state=random_state,
-        per_head=per_head,
-        n_heads=_heads_for(q, per_head),
+        rng=rng,
+        n_heads=heads_of(q.shape, per_head),
+        features=features,
     )
     lead = q.shape[:-2]
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     dtype = q.dtype
     scale = d**-0.25
+    # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
+    # may not look at the data (an output would depend on later positions).
+    data = None
+    if spec.params is not None and not causal:
+        data = np.concatenate([q.reshape(-1, d), k.reshape(-1, d)]) * scale
+    params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)
     # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
     # (W s x = (s W) x), so the inputs are never copied, and s^2/2 multiplies the squared
-    # key norms of the exponential maps (formulas §1.2).
+    # norms passed to the split form (formulas §1.2).
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     qg, kg, vg = _flatten_groups(q), _flatten_groups(k), _flatten_groups(v)
     n_groups = qg.shape[0]
@@ -329,33 +225,34 @@ def favor_attention(
     out = np.empty((n_groups, n_queries, v.shape[-1]), dtype=dtype)
     from favor._jit import attention as jit
 
-    kernel = jit.causal_attention if causal else jit.bidirectional_attention
+    scan = jit.causal_attention if causal else jit.bidirectional_attention
     chunk = min(chunk, max(n_queries, n_keys))
-    _run_jit(
-        kernel,
-        n_groups,
-        qg,
-        kg,
-        vg,
-        wt,
-        proj_index,
-        padded,
-        0.5 * scale * scale,
-        _KIND_CODES[features],
-        chunk,
-        out,
-    )
+    with jit_threads(n_groups):
+        scan(
+            qg,
+            kg,
+            vg,
+            wt,
+            proj_index,
+            padded,
+            0.5 * scale * scale,
+            rows,
+            params,
+            spec.width(w.shape[1]),
+            chunk,
+            out,
+        )
     return out.reshape((*lead, n_queries, v.shape[-1]))
 
 
 def estimate_attention_error(
-    queries: Any,
-    keys: Any,
+    queries: ArrayLike,
+    keys: ArrayLike,
     *,
     n_components: int = DEFAULT_N_COMPONENTS,
-    features: str = "positive",
+    features: Literal["positive", "hyperbolic", "trigonometric"] = "positive",
     causal: bool = False,
-    key_padding_mask: Any = None,
+    key_padding_mask: ArrayLike | None = None,
 ) -> np.ndarray:
     r"""Predicted relative RMS error of each query's FAVOR normaliser (variance regime).
 
@@ -426,7 +323,7 @@ def estimate_attention_error(
     q, k, _, mask = check_attention_inputs(queries, keys, keys, key_padding_mask, causal=causal)
     check_choice("features", features, ("positive", "hyperbolic", "trigonometric"))
     m = check_positive_int("n_components", n_components)
-    causal = _check_flag("causal", causal)
+    causal = check_flag("causal", causal)
     s2 = 1.0 / math.sqrt(q.shape[-1])
     q64 = q.astype(np.float64)
     k64 = k.astype(np.float64)

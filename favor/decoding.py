@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from favor._validation import check_choice, check_float_array, check_positive_int
-from favor.attention import _KIND_CODES, resolve_projection
-from favor.features import FEATURE_MAPS
+from favor._validation import RandomLike, check_float_array, check_positive_int
+from favor.registry import feature_map
+from favor.sampling import resolve_projection
 
 __all__ = ["DecodingState", "decode_step", "init_decoding_state"]
 
@@ -43,7 +43,7 @@ class DecodingState:
     projection : numpy.ndarray of shape (P, m, d), float64
         The unscaled projection(s) (P = number of heads with ``per_head``, else 1).
     features : str
-        The feature map name (:data:`favor.features.FEATURE_MAPS`).
+        The feature map name (:data:`favor.registry.FEATURE_MAPS`).
     per_head : bool
         Whether the last batch axis indexes heads with their own projections.
     prefix : numpy.ndarray of shape (\*batch, width, d_v)
@@ -77,7 +77,7 @@ def init_decoding_state(
     *,
     batch_shape: tuple[int, ...] = (),
     n_components: int | None = None,
-    random_state: Any = None,
+    rng: RandomLike = None,
     projection: Any = None,
     features: str = "positive",
     per_head: bool = False,
@@ -93,7 +93,7 @@ def init_decoding_state(
         Value dimension ``d_v``.
     batch_shape : tuple of int, default=()
         Leading axes of the step inputs, e.g. ``(batch, heads)``.
-    n_components, random_state, projection, features, per_head
+    n_components, rng, projection, features, per_head
         As in :func:`favor.favor_attention` (same defaults and the same draw, so one seed
         gives the projection the causal engine would use; with ``per_head`` the heads are
         ``batch_shape[-1]``).
@@ -111,7 +111,8 @@ def init_decoding_state(
         isinstance(n, (int, np.integer)) and n >= 1 for n in batch_shape
     ):
         raise ValueError(f"batch_shape must be a tuple of positive ints, got {batch_shape!r}")
-    check_choice("features", features, FEATURE_MAPS)
+    spec = feature_map(features)
+    spec.jit_rows()
     if not isinstance(per_head, bool):
         raise ValueError(f"per_head must be True or False, got {per_head!r}")
     if per_head and not batch_shape:
@@ -123,11 +124,11 @@ def init_decoding_state(
         projection,
         n_components,
         d,
-        random_state=random_state,
-        per_head=per_head,
+        rng=rng,
         n_heads=batch_shape[-1] if per_head else None,
+        features=features,
     )
-    width = FEATURE_MAPS[features].outputs_per_projection * w.shape[1]
+    width = spec.width(w.shape[1])
     return DecodingState(
         projection=w,
         features=features,
@@ -149,9 +150,8 @@ def _check_step(name: str, x: Any, shape: tuple[int, ...], dtype: np.dtype) -> n
 
 
 def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Shape rows and log-scales (see :mod:`favor._jit.attention`) for one token per group."""
-    from favor._jit.attention import feature_rows
-
+    """Shape rows and log-scales (the map's jit split form) for one token per group."""
+    spec = feature_map(state.features)
     d = x.shape[-1]
     scale = d**-0.25
     groups = x.reshape(-1, d)
@@ -162,16 +162,13 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
     else:
         logits = groups @ w[0].T
     logits = np.ascontiguousarray(logits)
-    if keys and state.features != "relu":
-        half_sq = 0.5 * scale * scale * np.einsum("gd,gd->g", groups, groups)
-    else:
-        half_sq = np.zeros(groups.shape[0])
-    half_sq = half_sq.astype(x.dtype)
+    half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", groups, groups)).astype(x.dtype)
     width = state.normaliser.shape[-1]
     rows = np.empty((groups.shape[0], width), dtype=x.dtype)
     log_scale = np.empty(groups.shape[0], dtype=x.dtype)
     work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
-    feature_rows(logits, half_sq, _KIND_CODES[state.features], rows, log_scale, *work)
+    params = spec.fit_params(None, state.projection[0] if not state.per_head else state.projection)
+    spec.jit_rows()(logits, half_sq, params, keys, rows, log_scale, *work)
     return rows, log_scale.astype(np.float64)
 
 
@@ -213,12 +210,12 @@ def decode_step(
     >>> from favor import decode_step, favor_attention, init_decoding_state
     >>> rng = np.random.default_rng(0)
     >>> q, k, v = (0.3 * rng.standard_normal((5, 8)) for _ in range(3))
-    >>> state = init_decoding_state(8, 8, n_components=16, random_state=1)
+    >>> state = init_decoding_state(8, 8, n_components=16, rng=1)
     >>> rows = []
     >>> for t in range(5):
     ...     out, state = decode_step(state, q[t], k[t], v[t])
     ...     rows.append(out)
-    >>> full = favor_attention(q, k, v, causal=True, n_components=16, random_state=1)
+    >>> full = favor_attention(q, k, v, causal=True, n_components=16, rng=1)
     >>> bool(np.allclose(np.stack(rows), full, atol=1e-12))
     True
     """

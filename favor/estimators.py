@@ -87,36 +87,26 @@ References
 
 from __future__ import annotations
 
-import functools
-import numbers
 import re
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.extmath import safe_sparse_dot
+from numpy.typing import ArrayLike
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from favor._validation import as_generator, check_choice, check_positive_int
-from favor.features import FEATURE_MAPS
-from favor.sampling import SAMPLERS, draw_projection
+from favor._validation import as_generator
+from favor.registry import FEATURE_MAPS, KERNELS, SAMPLERS, check_compatible, kernel
+from favor.sampling import draw_projection
 
 __all__ = ["FavorSampler"]
-
-_KERNELS = ("rbf", "softmax")
-_FEATURES = ("auto", "trigonometric", "positive", "hyperbolic")
-#: The map ``features="auto"`` resolves to, per kernel (see the module notes).
-_DEFAULT_FEATURES = {"rbf": "trigonometric", "softmax": "hyperbolic"}
-
-
-def _check_gamma(gamma: Any) -> str | float:
-    if isinstance(gamma, str):
-        if gamma == "scale":
-            return gamma
-    elif isinstance(gamma, numbers.Real) and not isinstance(gamma, bool):
-        if np.isfinite(gamma) and gamma > 0:
-            return float(gamma)
-    raise ValueError(f"gamma must be 'scale' or a positive finite float, got {gamma!r}")
 
 
 def _scale_gamma(X: Any) -> float:
@@ -127,12 +117,6 @@ def _scale_gamma(X: Any) -> float:
     else:
         variance = float(np.var(X, dtype=np.float64))
     return 1.0 / (X.shape[1] * variance) if variance > 0 else 1.0
-
-
-def _row_sq_norms(X: Any) -> np.ndarray:
-    if hasattr(X, "multiply"):
-        return np.asarray(X.multiply(X).sum(axis=1), dtype=X.dtype).reshape(-1)
-    return np.einsum("ij,ij->i", X, X)
 
 
 def _validate_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> Any:
@@ -147,74 +131,14 @@ def _validate_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> Any:
         raise ValueError(f"X is not a valid input: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=1)
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
-def _jit_thread_count() -> int:
-    """Threads for the jit region: Numba's setting, capped by NumPy's current BLAS limit.
-
-    The transform is a BLAS GEMM followed by a Numba loop; they run one after the other,
-    so they never compete. Capping the Numba threads by the BLAS limit makes one knob,
-    ``threadpoolctl.threadpool_limits``, control both (joblib's workers already set
-    ``NUMBA_NUM_THREADS`` and the BLAS variables together).
-    """
-    import numba
-
-    n_threads = numba.get_num_threads()
-    blas = [lib.num_threads for lib in _blas_controller().lib_controllers]
-    return max(1, min([n_threads, *blas]))
-
-
-def _project_into(X: Any, weights: np.ndarray, out: np.ndarray) -> None:
-    """Write the logits ``X @ weights.T`` into the ``(n, m)`` view ``out`` (one GEMM)."""
-    if hasattr(X, "multiply"):  # scipy.sparse: sparse x dense product, then copy
-        out[...] = safe_sparse_dot(X, weights.T, dense_output=True)
-    else:
-        np.matmul(X, weights.T, out=out)
-
-
-#: Below this many output elements the float64 jit loop runs on one thread: waking the
-#: pool costs more than it saves (and on a busy machine a wake-up can stall for ms).
-#: Serial and parallel loops give bit-for-bit identical output, so this is not visible.
-_PARALLEL_MIN_SIZE = 1 << 16
-
-
-def _cos_sin_inplace(features: np.ndarray, row_scale: np.ndarray | float) -> None:
-    """In place: ``features = row_scale * [cos(t), sin(t)]`` with ``t = features[:, :m]``."""
-    m = features.shape[1] // 2
-    if features.dtype == np.float64:
-        # NumPy's float64 cos/sin are scalar libm loops (~15-30 ns per element here);
-        # the fused parallel jit loop is 2-3x faster (measured, see favor._jit.features).
-        import numba
-
-        from favor._jit.features import scaled_cos_sin, scaled_cos_sin_serial
-
-        scale = np.empty(features.shape[0], dtype=np.float64)
-        scale[...] = row_scale
-        if features.size < _PARALLEL_MIN_SIZE:
-            scaled_cos_sin_serial(features, scale)
-            return
-        previous = numba.get_num_threads()
-        numba.set_num_threads(_jit_thread_count())
-        try:
-            scaled_cos_sin(features, scale)
-        finally:
-            numba.set_num_threads(previous)
-        return
-    # float32: NumPy's SIMD cos (~0.6 ns per element) beats the jit loop, and one
-    # contiguous pass beats two half-row passes: sin(t) = cos(t - pi/2), with t - pi/2
-    # rounded to float32 (an absolute error of one float32 ulp of t, the size of the
-    # rounding error t already carries from the float32 GEMM).
-    np.subtract(features[:, :m], features.dtype.type(np.pi / 2), out=features[:, m:])
-    np.cos(features, out=features)
-    if np.ndim(row_scale):
-        features *= row_scale[:, None]
-    else:
-        features *= features.dtype.type(row_scale)
+def _transformer_maps() -> list[str]:
+    """Maps ``FavorSampler`` offers: symmetric maps estimating a registered kernel's form."""
+    forms = {spec.feature_kernel for spec in KERNELS.values()}
+    return [
+        name
+        for name, spec in FEATURE_MAPS.items()
+        if spec.symmetric and forms.intersection(spec.kernels)
+    ]
 
 
 class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -238,7 +162,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     Parameters
     ----------
     kernel : {"rbf", "softmax"}, default="rbf"
-        The kernel to approximate.
+        The kernel to approximate (:data:`favor.registry.KERNELS`).
     gamma : "scale" or float, default="scale"
         Kernel scale :math:`\gamma > 0`. ``"scale"`` uses
         ``1 / (n_features * X.var())`` computed on the training data, as in
@@ -249,7 +173,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``"hyperbolic"`` for ``kernel="softmax"`` (the lowest-variance choice for each at a
         given output width); the map used is stored in ``features_``.
     projection : {"orthogonal", "iid"}, default="orthogonal"
-        How the projection rows are drawn: Haar-exact orthogonal blocks with independent
+        How the projection rows are drawn (:data:`favor.registry.SAMPLERS`): Haar-exact orthogonal blocks with independent
         :math:`\chi_d` row lengths, or i.i.d. Gaussian rows
         (:func:`favor.sampling.orthogonal_projection`, :func:`favor.sampling.iid_projection`).
         Both give unbiased estimates; orthogonal ones have lower variance.
@@ -260,7 +184,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         and ``n_components`` for ``"positive"``. To compare with
         :class:`~sklearn.kernel_approximation.RBFSampler` at equal output width ``D``, use
         ``n_components = D // 2`` here.
-    random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
+    random_state : int, numpy.random.Generator, numpy.random.SeedSequence, numpy.random.RandomState or None, default=None
         Seeds the projection drawn in :meth:`fit`. Pass an int for reproducible output
         across calls. The draw is made in float64 and cast to the dtype of ``X``, so
         float32 and float64 fits with one seed use the same projection.
@@ -271,10 +195,17 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         The projection rows :math:`\omega_i` (each marginally :math:`\mathcal N(0, I)`),
         before the :math:`\sqrt{2\gamma}` or :math:`\sqrt\gamma` input scaling, in the
         dtype of the training data (float32 or float64).
+    kernel_ : str
+        The kernel fitted for (``kernel`` at the time of :meth:`fit`).
     gamma_ : float
         The kernel scale :math:`\gamma` used (resolves ``gamma="scale"``).
+    scale_ : float
+        The input scale :math:`c`: :math:`\sqrt{2\gamma}` (rbf) or :math:`\sqrt\gamma`
+        (softmax); the features are those of :math:`c x` for the unit-scale kernel.
     features_ : str
         The feature map used (resolves ``features="auto"``).
+    params_ : ndarray of shape (n_params,)
+        Data-fitted parameters of the map (empty for the built-in maps).
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
@@ -331,6 +262,18 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     (2, 1024)
     """
 
+    @property
+    def _parameter_constraints(self) -> dict[str, list[Any]]:
+        # A property, so that entries registered in favor.registry are accepted.
+        return {
+            "kernel": [StrOptions(set(KERNELS))],
+            "gamma": [StrOptions({"scale"}), Interval(Real, 0, np.inf, closed="neither")],
+            "features": [StrOptions({"auto", *_transformer_maps()})],
+            "projection": [StrOptions(set(SAMPLERS))],
+            "n_components": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state", np.random.Generator, np.random.SeedSequence],
+        }
+
     def __init__(
         self,
         kernel: str = "rbf",
@@ -361,10 +304,14 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    def fit(self, X: Any, y: Any = None) -> FavorSampler:
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: ArrayLike, y: Any = None) -> FavorSampler:
         """Draw the random projection and resolve ``gamma`` and ``features``.
 
-        The projection is drawn in float64 from ``random_state`` by
+        Stores everything :meth:`transform` reads: the kernel (``kernel_``), the input
+        scale (``gamma_``, ``scale_``), the map (``features_``) and the projection
+        (``projection_``); changing a hyperparameter afterwards has no effect until the
+        next :meth:`fit`. The projection is drawn in float64 from ``random_state`` by
         :func:`favor.sampling.draw_projection` and stored in the dtype of ``X``; no other
         property of the data is used, except its variance for ``gamma="scale"``.
 
@@ -381,27 +328,43 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         FavorSampler
             The fitted transformer (``self``).
         """
-        kernel = check_choice("kernel", self.kernel, _KERNELS)
-        features = check_choice("features", self.features, _FEATURES)
-        projection = check_choice("projection", self.projection, SAMPLERS)
-        n_components = check_positive_int("n_components", self.n_components)
-        gamma = _check_gamma(self.gamma)
+        if isinstance(self.gamma, (bool, np.bool_)):
+            raise ValueError(f"gamma must be 'scale' or a positive finite float, got {self.gamma!r}")
+        spec = kernel(self.kernel)
+        features = spec.default_features if self.features == "auto" else self.features
+        if spec.feature_kernel not in FEATURE_MAPS[features].kernels:
+            raise ValueError(
+                f"features={features!r} does not estimate kernel={self.kernel!r}; use one of "
+                + ", ".join(
+                    repr(n) for n in _transformer_maps()
+                    if spec.feature_kernel in FEATURE_MAPS[n].kernels
+                )
+            )
+        check_compatible(self.projection, features)
         rng = as_generator(self.random_state, name="random_state")
         X = _validate_X(self, X, reset=True)
 
-        self.features_ = _DEFAULT_FEATURES[kernel] if features == "auto" else features
-        self.gamma_ = _scale_gamma(X) if gamma == "scale" else gamma
-        weights = draw_projection(projection, n_components, X.shape[1], rng=rng)
+        self.kernel_ = spec.name
+        self.features_ = features
+        self.gamma_ = _scale_gamma(X) if self.gamma == "scale" else float(self.gamma)
+        self.scale_ = spec.input_scale(self.gamma_)
+        weights = draw_projection(self.projection, self.n_components, X.shape[1], rng=rng)
         self.projection_ = weights.astype(X.dtype, copy=False)
-        width = FEATURE_MAPS[self.features_].outputs_per_projection * n_components
-        self._n_features_out = width
+        fmap = FEATURE_MAPS[features]
+        self.params_ = fmap.fit_params(
+            None if fmap.params is None else np.asarray(X.todense() if hasattr(X, "todense") else X)
+            * self.scale_,
+            weights,
+        )
+        self._n_features_out = fmap.width(self.n_components)
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: ArrayLike) -> np.ndarray:
         r"""Map ``X`` to random features.
 
         One GEMM with the rescaled projection, then the element-wise feature map, row by
-        row: the output for a row does not depend on the other rows of ``X``.
+        row: the output for a row does not depend on the other rows of ``X``. Reads only
+        the fitted state (``kernel_``, ``scale_``, ``features_``, ``projection_``).
 
         Parameters
         ----------
@@ -418,41 +381,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
-        dtype = X.dtype.type
-        n_samples = X.shape[0]
-        # x' = c x with c = sqrt(2 gamma) (rbf -> unit Gaussian kernel) or sqrt(gamma)
-        # (softmax -> unit softmax kernel); folded into the projection: W' = c W.
-        c2 = 2.0 * self.gamma_ if self.kernel == "rbf" else self.gamma_
-        weights = self.projection_.astype(X.dtype, copy=False) * dtype(np.sqrt(c2))
-        m = weights.shape[0]
-        gaussian = self.kernel == "rbf"
-
-        if self.features_ == "trigonometric":
-            out = np.empty((n_samples, 2 * m), dtype=X.dtype)
-            _project_into(X, weights, out[:, :m])
-            if gaussian:
-                _cos_sin_inplace(out, 1.0 / np.sqrt(m))
-            else:  # h(x') = exp(|x'|^2 / 2), in log space with the 1/sqrt(m)
-                half_sq = 0.5 * c2 * _row_sq_norms(X)
-                # The true size of these features: inf where it is not representable
-                # (the kernel exp(gamma x.x) itself overflows there), see module notes.
-                with np.errstate(over="ignore"):
-                    row_scale = np.exp(half_sq - dtype(0.5 * np.log(m))).astype(X.dtype)
-                _cos_sin_inplace(out, row_scale)
-            return out
-
-        # Exponential maps: exp(+-w'x' - shift(x')), shift = |x'|^2 (gaussian) or
-        # |x'|^2 / 2 (softmax), plus the log of the 1/sqrt(m) (or 1/sqrt(2m)) factor.
-        sq = c2 * _row_sq_norms(X)
-        shift = sq if gaussian else 0.5 * sq
-        if self.features_ == "positive":
-            out = np.empty((n_samples, m), dtype=X.dtype)
-            _project_into(X, weights, out)
-            out -= (shift + dtype(0.5 * np.log(m))).astype(X.dtype, copy=False)[:, None]
-            return np.exp(out, out=out)
-        shift = (shift + dtype(0.5 * np.log(2 * m))).astype(X.dtype, copy=False)[:, None]
-        out = np.empty((n_samples, 2 * m), dtype=X.dtype)
-        _project_into(X, weights, out[:, :m])
-        np.subtract(-out[:, :m], shift, out=out[:, m:])
-        out[:, :m] -= shift
-        return np.exp(out, out=out)
+        formula = FEATURE_MAPS[self.features_].numpy_formula()
+        form = KERNELS[self.kernel_].feature_kernel
+        # x' = scale_ x is folded into the projection inside the formula (W' = scale_ W).
+        return formula(X, self.projection_, form, self.scale_, self.params_, False)

@@ -22,11 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from favor._namespace import namespace_of
+from favor._dispatch import dispatch
 from favor._validation import check_attention_inputs, check_float_array
 
-__all__ = ["arccos_kernel", "gaussian_kernel", "softmax_attention", "softmax_kernel"]
+__all__ = ["arccos_kernel", "rbf_kernel", "softmax_attention", "softmax_kernel"]
 
 
 def _check_pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +81,8 @@ def softmax_kernel(x: Any, y: Any, *, gamma: float = 1.0) -> np.ndarray:
     return np.exp(gamma * (x @ np.swapaxes(y, -1, -2)))
 
 
-def gaussian_kernel(x: Any, y: Any, *, gamma: float = 0.5) -> np.ndarray:
-    r"""Exact Gaussian kernel matrix :math:`\exp(-\gamma \lVert x_i - y_j \rVert^2)`.
+def rbf_kernel(x: ArrayLike, y: ArrayLike, *, gamma: float = 0.5) -> np.ndarray:
+    r"""Exact RBF (Gaussian) kernel matrix :math:`\exp(-\gamma \lVert x_i - y_j \rVert^2)`.
 
     Parameters
     ----------
@@ -91,8 +92,8 @@ def gaussian_kernel(x: Any, y: Any, *, gamma: float = 0.5) -> np.ndarray:
         Right points.
     gamma : float, default=0.5
         Positive inverse squared length scale (0.5 is the unit bandwidth
-        :math:`K_{gauss}` of formulas §1.1; scikit-learn's ``rbf_kernel`` uses the same
-        ``gamma`` convention).
+        :math:`K_{gauss}` of formulas §1.1, the ``kernel="rbf"`` of the feature maps;
+        scikit-learn's ``rbf_kernel`` uses the same ``gamma`` convention).
 
     Returns
     -------
@@ -144,20 +145,22 @@ def arccos_kernel(x: Any, y: Any) -> np.ndarray:
     return prod * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
 
 
+@dispatch
 def softmax_attention(
-    queries: Any,
-    keys: Any,
-    values: Any,
+    queries: ArrayLike,
+    keys: ArrayLike,
+    values: ArrayLike,
     *,
     causal: bool = False,
-    key_padding_mask: Any = None,
+    key_padding_mask: ArrayLike | None = None,
 ) -> Any:
     r"""Exact softmax attention :math:`D^{-1} \exp(Q K^T / \sqrt d) V`.
 
     Parameters
     ----------
     queries : array of shape (..., L_q, d)
-        Queries; float32 or float64 (NumPy) or a torch tensor.
+        Queries; float32 or float64. If any argument is a torch tensor the call goes to
+        :func:`favor.torch.softmax_attention` with the same arguments.
     keys : array of shape (..., L_k, d)
         Keys, same leading axes and dtype as ``queries``.
     values : array of shape (..., L_k, d_v)
@@ -189,12 +192,6 @@ def softmax_attention(
     >>> softmax_attention(q, k, v, causal=True)[0].tolist()
     [1.0, 0.0]
     """
-    if namespace_of(queries, keys, values, key_padding_mask) == "torch":
-        from favor import torch as favor_torch
-
-        return favor_torch.softmax_attention(
-            queries, keys, values, causal=causal, key_padding_mask=key_padding_mask
-        )
     q, k, v, mask = check_attention_inputs(
         queries, keys, values, key_padding_mask, causal=causal
     )

@@ -16,7 +16,7 @@ map                width  :math:`\varphi(x)` for the softmax kernel :math:`\exp(
 ``relu``           m      :math:`m^{-1/2}\,\mathrm{relu}(Wx)` (arc-cosine kernel; no ``kernel`` choice)
 =================  =====  ==========================================================================
 
-With ``kernel="gaussian"`` the maps estimate :math:`\exp(-\lVert x-y\rVert^2/2)` instead:
+With ``kernel="rbf"`` the maps estimate :math:`\exp(-\lVert x-y\rVert^2/2)` instead:
 trigonometric features drop the :math:`e^{\lVert x\rVert^2/2}` factor and the exponential
 maps subtract :math:`\lVert x\rVert^2` instead of :math:`\lVert x\rVert^2/2` (formulas §1.1).
 
@@ -31,22 +31,19 @@ Numerics. The exponential maps evaluate one ``exp`` of the combined exponent
 where the features themselves are representable (the naive product
 :math:`e^{\omega^T x} e^{-\lVert x\rVert^2/2}` overflows from :math:`\omega^T x > 709`).
 The trigonometric softmax factor :math:`e^{\lVert x\rVert^2/2}` is the true size of those
-features; use the Gaussian form, or attention (which removes it exactly), for large norms.
+features; use the ``rbf`` form, or attention (which removes it exactly), for large norms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from favor._validation import check_choice, check_float_array, check_projection
+from favor.registry import FEATURE_MAPS, feature_map
 
 __all__ = [
-    "FEATURE_MAPS",
-    "FeatureMap",
     "hyperbolic_features",
     "positive_features",
     "random_features",
@@ -54,63 +51,158 @@ __all__ = [
     "trigonometric_features",
 ]
 
-_KERNELS = ("softmax", "gaussian")
+# --------------------------------------------------------------------------- helpers
+# Shared by every NumPy formula; ``x`` is a dense array of shape (..., d) or, for
+# FavorSampler, a SciPy CSR matrix of shape (n, d).
 
 
-def _half_sq_norm(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.einsum("...i,...i->...", x, x)[..., None]
+def _is_sparse(x: Any) -> bool:
+    return hasattr(x, "multiply")
 
 
-def _logits(x: np.ndarray, projection: np.ndarray) -> np.ndarray:
-    return x @ projection.astype(x.dtype, copy=False).T
+def _rows(x: Any) -> Any:
+    return x if _is_sparse(x) or x.ndim == 2 else x.reshape(-1, x.shape[-1])
 
 
-def _check(x: Any, projection: Any, kernel: str) -> tuple[np.ndarray, np.ndarray]:
-    x = check_float_array("x", x, min_ndim=1)
-    projection = check_projection(projection, x.shape[-1])
-    check_choice("kernel", kernel, _KERNELS)
-    return x, projection
+def _lead(x: Any) -> tuple[int, ...]:
+    return tuple(x.shape[:-1])
 
 
-def _trigonometric(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
+def project(x: Any, projection: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """Write the logits :math:`(s x) W^T` of the rows of ``x`` into the 2-D view ``out``.
+
+    ``projection * scale`` is formed once in ``x``'s dtype (the ``(m, d)`` matrix is small),
+    so the inputs are never copied; one GEMM (a sparse-dense product for CSR input).
+    """
+    weights = projection.astype(x.dtype, copy=False)
+    if scale != 1.0:
+        weights = weights * x.dtype.type(scale)
+    if _is_sparse(x):
+        from sklearn.utils.extmath import safe_sparse_dot
+
+        out[...] = safe_sparse_dot(x, weights.T, dense_output=True)
+    else:
+        np.matmul(x, weights.T, out=out)
+
+
+def half_sq_norms(x: Any, scale: float) -> np.ndarray:
+    r""":math:`h = \lVert s x\rVert^2 / 2` per row of ``x`` (2-D dense or CSR), shape (n,)."""
+    if _is_sparse(x):
+        sq = np.asarray(x.multiply(x).sum(axis=1), dtype=x.dtype).reshape(-1)
+    else:
+        sq = np.einsum("ij,ij->i", x, x)
+    return sq * x.dtype.type(0.5 * scale * scale)
+
+
+#: Below this many output elements the float64 cos/sin loop runs on one thread: waking
+#: the pool costs more than it saves. Serial and parallel loops give bit-identical output.
+_PARALLEL_MIN_SIZE = 1 << 16
+
+
+def _cos_sin_inplace(features: np.ndarray, row_scale: np.ndarray | float) -> None:
+    """In place: ``features = row_scale * [cos(t), sin(t)]`` with ``t = features[:, :m]``."""
+    m = features.shape[1] // 2
+    if features.dtype == np.float64:
+        # NumPy's float64 cos/sin are scalar libm loops; the fused jit loop is 2-3x faster
+        # (favor._jit.features).
+        from favor._jit.features import scaled_cos_sin, scaled_cos_sin_serial
+        from favor._threads import jit_threads
+
+        scale = np.empty(features.shape[0], dtype=np.float64)
+        scale[...] = row_scale
+        if features.size < _PARALLEL_MIN_SIZE:
+            scaled_cos_sin_serial(features, scale)
+            return
+        with jit_threads(features.shape[0]):
+            scaled_cos_sin(features, scale)
+        return
+    # float32: NumPy's SIMD cos beats the jit loop, and one contiguous pass beats two
+    # half-row passes: sin(t) = cos(t - pi/2), with t - pi/2 rounded to float32 (an absolute
+    # error of one float32 ulp of t, the size of the rounding error t already carries).
+    np.subtract(features[:, :m], features.dtype.type(np.pi / 2), out=features[:, m:])
+    np.cos(features, out=features)
+    if np.ndim(row_scale):
+        features *= row_scale[:, None]
+    else:
+        features *= features.dtype.type(row_scale)
+
+
+# --------------------------------------------------------------------------- formulas
+# One NumPy formula per map: f(x, projection, kernel, scale, params, is_key) -> features of
+# scale * x (favor.registry, step 1). Unchecked: callers validate.
+
+
+def trigonometric(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    r"""Trigonometric features :math:`h(x') m^{-1/2} (\cos W x', \sin W x')`, :math:`x' = s x`."""
+    rows = _rows(x)
     m = projection.shape[0]
-    wx = _logits(x, projection)
-    scale = 1.0 / np.sqrt(m)
+    out = np.empty((rows.shape[0], 2 * m), dtype=rows.dtype)
+    project(rows, projection, scale, out[:, :m])
     if kernel == "softmax":
-        scale = np.exp(_half_sq_norm(x)) * scale
-    out = np.concatenate([np.cos(wx), np.sin(wx)], axis=-1)
-    out *= np.asarray(scale, dtype=x.dtype)
-    return out
+        # h(x') = exp(|x'|^2 / 2), in log space with the 1/sqrt(m); inf where the true size of
+        # the features is not representable (the kernel itself overflows there).
+        with np.errstate(over="ignore"):
+            row_scale = np.exp(half_sq_norms(rows, scale) - rows.dtype.type(0.5 * np.log(m)))
+        _cos_sin_inplace(out, row_scale)
+    else:
+        _cos_sin_inplace(out, 1.0 / np.sqrt(m))
+    return out.reshape((*_lead(x), 2 * m))
 
 
-def _exp_shift(x: np.ndarray, kernel: str) -> np.ndarray:
-    # softmax: h(x) = exp(-|x|^2/2); gaussian adds the factor exp(-|x|^2/2) of SM -> K_gauss.
-    half = _half_sq_norm(x)
-    return half if kernel == "softmax" else 2 * half
+def _shift(rows: Any, kernel: str, scale: float, log_const: float) -> np.ndarray:
+    # softmax: |x'|^2 / 2; rbf multiplies by a further exp(-|x'|^2 / 2) (formulas §1.1).
+    half = half_sq_norms(rows, scale)
+    shift = half if kernel == "softmax" else 2 * half
+    return (shift + rows.dtype.type(log_const))[:, None]
 
 
-def _positive(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
+def positive(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    r"""Positive features :math:`m^{-1/2}\exp(W x' - \lVert x'\rVert^2/2)` (Performers Lemma 1)."""
+    rows = _rows(x)
     m = projection.shape[0]
-    exponent = _logits(x, projection) - _exp_shift(x, kernel) - x.dtype.type(0.5 * np.log(m))
-    return np.exp(exponent, out=exponent)
+    out = np.empty((rows.shape[0], m), dtype=rows.dtype)
+    project(rows, projection, scale, out)
+    out -= _shift(rows, kernel, scale, 0.5 * np.log(m))
+    return np.exp(out, out=out).reshape((*_lead(x), m))
 
 
-def _hyperbolic(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
+def hyperbolic(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    r"""Hyperbolic features :math:`(2m)^{-1/2}\exp(\pm W x' - \lVert x'\rVert^2/2)`."""
+    rows = _rows(x)
     m = projection.shape[0]
-    wx = _logits(x, projection)
-    shift = _exp_shift(x, kernel) + x.dtype.type(0.5 * np.log(2 * m))
-    out = np.concatenate([wx - shift, -wx - shift], axis=-1)
-    return np.exp(out, out=out)
+    out = np.empty((rows.shape[0], 2 * m), dtype=rows.dtype)
+    project(rows, projection, scale, out[:, :m])
+    shift = _shift(rows, kernel, scale, 0.5 * np.log(2 * m))
+    np.subtract(-out[:, :m], shift, out=out[:, m:])
+    out[:, :m] -= shift
+    return np.exp(out, out=out).reshape((*_lead(x), 2 * m))
 
 
-def _relu(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
+def relu(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    r"""ReLU features :math:`m^{-1/2}\,\mathrm{relu}(W x')` (arc-cosine kernel)."""
+    rows = _rows(x)
     m = projection.shape[0]
-    out = np.maximum(_logits(x, projection), 0)
-    out *= x.dtype.type(1.0 / np.sqrt(m))
-    return out
+    out = np.empty((rows.shape[0], m), dtype=rows.dtype)
+    project(rows, projection, scale, out)
+    np.maximum(out, 0, out=out)
+    out *= rows.dtype.type(1.0 / np.sqrt(m))
+    return out.reshape((*_lead(x), m))
 
 
-def trigonometric_features(x: Any, projection: Any, *, kernel: str = "softmax") -> np.ndarray:
+# --------------------------------------------------------------------------- public maps
+
+
+def trigonometric_features(
+    x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
+) -> np.ndarray:
     r"""Trigonometric (random Fourier) features with (cos, sin) pairs.
 
     .. math::
@@ -118,7 +210,7 @@ def trigonometric_features(x: Any, projection: Any, *, kernel: str = "softmax") 
         \sin(\omega_1^T x), \dots, \sin(\omega_m^T x)\right),
 
     :math:`h(x) = e^{\lVert x\rVert^2/2}` for the softmax kernel and :math:`h = 1` for the
-    Gaussian kernel (Performers Sec. 2.3; Rahimi & Recht 2007). The MSE for the softmax
+    ``rbf`` kernel (Performers Sec. 2.3; Rahimi & Recht 2007). The MSE for the softmax
     kernel is :math:`\frac{1}{2m} e^{\lVert x\rVert^2+\lVert y\rVert^2}(1-e^{-\lVert\Delta\rVert^2})^2`
     (Performers Lemma 2); the estimate can be negative.
 
@@ -128,26 +220,27 @@ def trigonometric_features(x: Any, projection: Any, *, kernel: str = "softmax") 
         Inputs, float32 or float64; the output keeps the dtype.
     projection : array_like of shape (m, d)
         Random projection rows :math:`\omega_i`.
-    kernel : {"softmax", "gaussian"}, default="softmax"
-        Which kernel the dot products estimate.
+    kernel : {"softmax", "rbf"}, default="softmax"
+        Which kernel the dot products estimate (``"rbf"``: :math:`\exp(-\lVert x-y\rVert^2/2)`).
 
     Returns
     -------
     numpy.ndarray of shape (..., 2m)
         The features.
     """
-    x, projection = _check(x, projection, kernel)
-    return _trigonometric(x, projection, kernel)
+    return FEATURE_MAPS["trigonometric"](x, projection, kernel=kernel)
 
 
-def positive_features(x: Any, projection: Any, *, kernel: str = "softmax") -> np.ndarray:
+def positive_features(
+    x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
+) -> np.ndarray:
     r"""Positive random features (FAVOR+, Performers Lemma 1).
 
     .. math::
         \varphi(x) = \frac{1}{\sqrt m}\exp\left(Wx - \lVert x\rVert^2/2\right),
         \qquad E[\varphi(x)^T\varphi(y)] = \exp(x^T y),
 
-    with :math:`\lVert x\rVert^2` subtracted instead for the Gaussian kernel. All features
+    with :math:`\lVert x\rVert^2` subtracted instead for the ``rbf`` kernel. All features
     are positive, so attention normalisers never vanish; the MSE is
     :math:`\frac1m \Lambda^2 (e^{2\lVert z\rVert^2} - e^{\lVert z\rVert^2})` (Lemma 2).
 
@@ -157,7 +250,7 @@ def positive_features(x: Any, projection: Any, *, kernel: str = "softmax") -> np
         Inputs, float32 or float64; the output keeps the dtype.
     projection : array_like of shape (m, d)
         Random projection rows.
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         Which kernel the dot products estimate.
 
     Returns
@@ -165,11 +258,12 @@ def positive_features(x: Any, projection: Any, *, kernel: str = "softmax") -> np
     numpy.ndarray of shape (..., m)
         The features.
     """
-    x, projection = _check(x, projection, kernel)
-    return _positive(x, projection, kernel)
+    return FEATURE_MAPS["positive"](x, projection, kernel=kernel)
 
 
-def hyperbolic_features(x: Any, projection: Any, *, kernel: str = "softmax") -> np.ndarray:
+def hyperbolic_features(
+    x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
+) -> np.ndarray:
     r"""Hyperbolic positive features :math:`\exp(\pm Wx)` (Performers Sec. 2.3, SMhyp+).
 
     .. math::
@@ -187,7 +281,7 @@ def hyperbolic_features(x: Any, projection: Any, *, kernel: str = "softmax") -> 
         Inputs, float32 or float64; the output keeps the dtype.
     projection : array_like of shape (m, d)
         Random projection rows.
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         Which kernel the dot products estimate.
 
     Returns
@@ -195,11 +289,12 @@ def hyperbolic_features(x: Any, projection: Any, *, kernel: str = "softmax") -> 
     numpy.ndarray of shape (..., 2m)
         The features.
     """
-    x, projection = _check(x, projection, kernel)
-    return _hyperbolic(x, projection, kernel)
+    return FEATURE_MAPS["hyperbolic"](x, projection, kernel=kernel)
 
 
-def relu_features(x: Any, projection: Any, *, kernel: str = "arccos") -> np.ndarray:
+def relu_features(
+    x: ArrayLike, projection: ArrayLike, *, kernel: Literal["arccos"] = "arccos"
+) -> np.ndarray:
     r"""ReLU features :math:`m^{-1/2}\,\mathrm{relu}(Wx)` (Performer-ReLU, Performers Sec. 4).
 
     Their dot product estimates the order-1 arc-cosine kernel
@@ -220,55 +315,17 @@ def relu_features(x: Any, projection: Any, *, kernel: str = "arccos") -> np.ndar
     numpy.ndarray of shape (..., m)
         The non-negative features.
     """
-    x = check_float_array("x", x, min_ndim=1)
-    projection = check_projection(projection, x.shape[-1])
-    check_choice("kernel", kernel, ("arccos",))
-    return _relu(x, projection, kernel)
-
-
-@dataclass(frozen=True)
-class FeatureMap:
-    """A registered feature map and the facts tests and estimators need about it.
-
-    Attributes
-    ----------
-    name : str
-        Registry key.
-    function : callable
-        The public map ``f(x, projection, *, kernel)``.
-    compute : callable
-        The unchecked implementation ``f(x, projection, kernel)`` for trusted inputs.
-    outputs_per_projection : int
-        Features per projection row (1 or 2): the output width is this times ``m``.
-    kernels : tuple of str
-        The kernels its dot products are unbiased for (first is the default).
-    nonnegative : bool
-        Whether every feature is >= 0 (attention normalisers then cannot vanish).
-    """
-
-    name: str
-    function: Callable[..., np.ndarray]
-    compute: Callable[[np.ndarray, np.ndarray, str], np.ndarray]
-    outputs_per_projection: int
-    kernels: tuple[str, ...]
-    nonnegative: bool
-
-
-#: Registry of feature maps: name -> :class:`FeatureMap`. Tests are parametrised over it.
-FEATURE_MAPS: dict[str, FeatureMap] = {
-    "trigonometric": FeatureMap(
-        "trigonometric", trigonometric_features, _trigonometric, 2, _KERNELS, False
-    ),
-    "positive": FeatureMap("positive", positive_features, _positive, 1, _KERNELS, True),
-    "hyperbolic": FeatureMap("hyperbolic", hyperbolic_features, _hyperbolic, 2, _KERNELS, True),
-    "relu": FeatureMap("relu", relu_features, _relu, 1, ("arccos",), True),
-}
+    return FEATURE_MAPS["relu"](x, projection, kernel=kernel)
 
 
 def random_features(
-    x: Any, projection: Any, *, feature_map: str = "positive", kernel: str | None = None
+    x: ArrayLike,
+    projection: ArrayLike,
+    *,
+    features: str = "positive",
+    kernel: str | None = None,
 ) -> np.ndarray:
-    """Apply the feature map registered under ``feature_map`` in :data:`FEATURE_MAPS`.
+    """Apply the feature map registered under ``features`` in :data:`favor.registry.FEATURE_MAPS`.
 
     Parameters
     ----------
@@ -276,8 +333,8 @@ def random_features(
         Inputs, float32 or float64.
     projection : array_like of shape (m, d)
         Random projection rows.
-    feature_map : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        Which map.
+    features : str, default="positive"
+        Which map ("positive", "hyperbolic", "trigonometric", "relu", or any registered).
     kernel : str, optional
         Which kernel to estimate; defaults to the map's first kernel ("softmax", or
         "arccos" for "relu").
@@ -287,5 +344,4 @@ def random_features(
     numpy.ndarray of shape (..., outputs_per_projection * m)
         The features.
     """
-    spec = FEATURE_MAPS[check_choice("feature_map", feature_map, FEATURE_MAPS)]
-    return spec.function(x, projection, kernel=spec.kernels[0] if kernel is None else kernel)
+    return feature_map(features)(x, projection, kernel=kernel)

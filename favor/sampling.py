@@ -30,17 +30,58 @@ Orthogonal projections (ORF; Yu et al. 2016, Performers Sec. 2.4, formulas §3.1
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from favor._validation import as_generator, check_choice, check_positive_int
+from favor._validation import (
+    RandomLike,
+    as_generator,
+    check_choice,
+    check_float_array,
+    check_positive_int,
+)
+from favor.registry import check_compatible, sampler
 
-__all__ = ["SAMPLERS", "draw_projection", "iid_projection", "orthogonal_projection"]
+__all__ = [
+    "DEFAULT_N_COMPONENTS",
+    "check_projection_shape",
+    "draw_projection",
+    "iid_projection",
+    "orthogonal_projection",
+    "resolve_projection",
+]
+
+#: Default number of random projections when one is drawn (attention, decoding, torch).
+DEFAULT_N_COMPONENTS = 256
 
 
-def iid_projection(n_components: int, n_features: int, *, rng: Any = None) -> np.ndarray:
+def draw_iid(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Unchecked draw of the ``"iid"`` sampler (see :func:`iid_projection`)."""
+    return rng.standard_normal((n_components, n_features))
+
+
+def draw_orthogonal(
+    n_components: int, n_features: int, rng: np.random.Generator, norms: str = "chi"
+) -> np.ndarray:
+    """Unchecked draw of the ``"orthogonal"`` sampler (see :func:`orthogonal_projection`)."""
+    n_blocks = -(-n_components // n_features)
+    # All blocks in one batched QR of independent Gaussian blocks, each Q sign-corrected
+    # column by column: Q diag(sign R_jj) is Haar (Mezzadri 2007; formulas §3.1).
+    gaussian = rng.standard_normal((n_blocks, n_features, n_features))
+    q, r = np.linalg.qr(gaussian)
+    signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+    directions = np.swapaxes(q * signs[:, None, :], -1, -2).reshape(-1, n_features)
+    directions = directions[:n_components]
+    if norms == "chi":
+        lengths = np.sqrt(rng.chisquare(n_features, size=n_components))
+    else:
+        lengths = np.full(n_components, np.sqrt(n_features))
+    return directions * lengths[:, None]
+
+
+def iid_projection(n_components: int, n_features: int, *, rng: RandomLike = None) -> np.ndarray:
     r"""Draw a projection with i.i.d. standard Gaussian rows.
 
     Parameters
@@ -65,40 +106,15 @@ def iid_projection(n_components: int, n_features: int, *, rng: Any = None) -> np
     """
     n_components = check_positive_int("n_components", n_components)
     n_features = check_positive_int("n_features", n_features)
-    return as_generator(rng).standard_normal((n_components, n_features))
-
-
-def haar_orthogonal(n_features: int, rng: np.random.Generator) -> np.ndarray:
-    r"""Draw one Haar-distributed ``d x d`` orthogonal matrix (rows orthonormal).
-
-    QR of a Gaussian matrix :math:`G = QR`, then :math:`Q \operatorname{diag}(\operatorname{sign} R_{jj})`
-    (Mezzadri 2007). Without the sign correction the result is not Haar (formulas §3.1).
-
-    Parameters
-    ----------
-    n_features : int
-        The dimension :math:`d`.
-    rng : numpy.random.Generator
-        Source of randomness.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n_features, n_features)
-        An orthogonal matrix whose rows are the projection directions of one block.
-    """
-    gaussian = rng.standard_normal((n_features, n_features))
-    q, r = np.linalg.qr(gaussian)
-    signs = np.where(np.diagonal(r) < 0, -1.0, 1.0)
-    # Columns of q * signs are Haar; rows of its transpose are the directions.
-    return (q * signs).T
+    return draw_iid(n_components, n_features, as_generator(rng))
 
 
 def orthogonal_projection(
     n_components: int,
     n_features: int,
     *,
-    norms: str = "chi",
-    rng: Any = None,
+    norms: Literal["chi", "fixed"] = "chi",
+    rng: RandomLike = None,
 ) -> np.ndarray:
     r"""Draw block-orthogonal random projections (ORF) with Haar-exact directions.
 
@@ -140,27 +156,7 @@ def orthogonal_projection(
     n_components = check_positive_int("n_components", n_components)
     n_features = check_positive_int("n_features", n_features)
     check_choice("norms", norms, ("chi", "fixed"))
-    rng = as_generator(rng)
-    n_blocks = -(-n_components // n_features)
-    # All blocks in one batched QR: the same Gaussian stream (C order) and the same
-    # sign-fixed Q as calling haar_orthogonal block by block, without a Python loop.
-    gaussian = rng.standard_normal((n_blocks, n_features, n_features))
-    q, r = np.linalg.qr(gaussian)
-    signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-    directions = np.swapaxes(q * signs[:, None, :], -1, -2).reshape(-1, n_features)
-    directions = directions[:n_components]
-    if norms == "chi":
-        lengths = np.sqrt(rng.chisquare(n_features, size=n_components))
-    else:
-        lengths = np.full(n_components, np.sqrt(n_features))
-    return directions * lengths[:, None]
-
-
-#: Registry of projection samplers: name -> ``f(n_components, n_features, *, rng)``.
-SAMPLERS: dict[str, Callable[..., np.ndarray]] = {
-    "orthogonal": orthogonal_projection,
-    "iid": iid_projection,
-}
+    return draw_orthogonal(n_components, n_features, as_generator(rng), norms)
 
 
 def draw_projection(
@@ -168,18 +164,18 @@ def draw_projection(
     n_components: int,
     n_features: int,
     *,
-    rng: Any = None,
+    rng: RandomLike = None,
     n_heads: int | None = None,
 ) -> np.ndarray:
-    """Draw a projection with the sampler registered under ``name`` in :data:`SAMPLERS`.
+    """Draw a projection with the sampler registered under ``name`` in :data:`favor.registry.SAMPLERS`.
 
     This is the one place every backend draws from, so one seed gives the same
     projection on NumPy, torch CPU and torch CUDA.
 
     Parameters
     ----------
-    name : {"orthogonal", "iid"}
-        The sampler.
+    name : str
+        The sampler ("orthogonal", "iid", or any registered).
     n_components : int
         Number of rows :math:`m`.
     n_features : int
@@ -195,9 +191,69 @@ def draw_projection(
     numpy.ndarray of shape (n_components, n_features) or (n_heads, n_components, n_features)
         The projection(s), float64.
     """
-    sampler = SAMPLERS[check_choice("projection", name, SAMPLERS)]
+    spec = sampler(name)
     rng = as_generator(rng)
     if n_heads is None:
-        return sampler(n_components, n_features, rng=rng)
+        return spec(n_components, n_features, rng=rng)
     n_heads = check_positive_int("n_heads", n_heads)
-    return np.stack([sampler(n_components, n_features, rng=rng) for _ in range(n_heads)])
+    return np.stack([spec(n_components, n_features, rng=rng) for _ in range(n_heads)])
+
+
+def check_projection_shape(
+    shape: tuple[int, ...], n_features: int, n_heads: int | None, n_components: Any
+) -> None:
+    """Check a prebuilt projection's shape, ``(m, d)`` or ``(n_heads, m, d)``, and ``n_components``.
+
+    Shared by the NumPy engine, :mod:`favor.decoding` and :mod:`favor.torch`.
+    """
+    shape = tuple(shape)
+    expected = (n_features,) if n_heads is None else (n_heads, n_features)
+    if len(shape) != len(expected) + 1 or (*shape[:-2], shape[-1]) != expected:
+        want = "(n_components, d)" if n_heads is None else "(n_heads, n_components, d)"
+        raise ValueError(
+            f"projection must have shape {want} with d={n_features}"
+            + ("" if n_heads is None else f" and n_heads={n_heads}")
+            + f", got shape {shape}"
+        )
+    if n_components is not None and check_positive_int("n_components", n_components) != shape[-2]:
+        raise ValueError(
+            f"n_components must be None or equal to the projection's row count "
+            f"{shape[-2]}, got {n_components}"
+        )
+
+
+def resolve_projection(
+    projection: str | ArrayLike | None,
+    n_components: int | None,
+    n_features: int,
+    *,
+    rng: RandomLike,
+    n_heads: int | None,
+    features: str | None = None,
+) -> np.ndarray:
+    """Return the projection(s) as a float64 array of shape ``(P, m, d)``, P = heads or 1.
+
+    The one resolution rule of ``projection=`` for every backend: ``None`` means
+    ``"orthogonal"``; a sampler name draws ``n_components`` rows (default
+    :data:`DEFAULT_N_COMPONENTS`) through :func:`draw_projection` from
+    ``as_generator(rng)``, one projection per head when ``n_heads`` is given (after checking
+    that the sampler keeps ``features`` unbiased); an array is checked against
+    ``n_components``, ``n_features`` and the heads.
+    """
+    if projection is None:
+        projection = "orthogonal"
+    if isinstance(projection, str):
+        sampler(projection)
+        if features is not None:
+            check_compatible(projection, features)
+        m = (
+            DEFAULT_N_COMPONENTS
+            if n_components is None
+            else check_positive_int("n_components", n_components)
+        )
+        drawn = draw_projection(projection, m, n_features, rng=rng, n_heads=n_heads)
+        return drawn if n_heads is not None else drawn[None]
+    w = check_float_array("projection", projection, min_ndim=2)
+    check_projection_shape(w.shape, n_features, n_heads, n_components)
+    w = w.astype(np.float64, copy=False)
+    return w if n_heads is not None else w[None]

@@ -59,7 +59,7 @@ d = 4
 x = 0.5 * rng.standard_normal((1, d))
 y = 0.5 * rng.standard_normal((1, d))
 sm = favor.softmax_kernel(x, y)[0, 0]
-gauss = favor.gaussian_kernel(x, y, gamma=0.5)[0, 0]
+gauss = favor.rbf_kernel(x, y, gamma=0.5)[0, 0]
 print(f"SM(x, y)                                = {sm:.6f}")
 print(
     f"exp(|x|^2/2) K(x, y) exp(|y|^2/2)      = {np.exp(x @ x.T / 2)[0, 0] * gauss * np.exp(y @ y.T / 2)[0, 0]:.6f}"
@@ -82,10 +82,10 @@ print(
 
 # %%
 m = 8
-projection = favor.iid_projection(m, d, rng=1)
+projection = favor.sampling.iid_projection(m, d, rng=1)
 for name in ("trigonometric", "positive", "hyperbolic"):
-    fx = favor.random_features(x, projection, feature_map=name)
-    fy = favor.random_features(y, projection, feature_map=name)
+    fx = favor.random_features(x, projection, features=name)
+    fy = favor.random_features(y, projection, features=name)
     print(f"{name:>13}: features {fx.shape}, estimate {(fx @ fy.T)[0, 0]:.4f} (exact {sm:.4f})")
 
 # %% [markdown]
@@ -109,10 +109,10 @@ sm_far = favor.softmax_kernel(x_far, y_far)[0, 0]
 draw_rng = np.random.default_rng(2)
 estimates = {name: np.empty(N_DRAWS) for name in maps}
 for t in range(N_DRAWS):
-    w = favor.iid_projection(m, d, rng=draw_rng)
+    w = favor.sampling.iid_projection(m, d, rng=draw_rng)
     for name in maps:
-        fx = favor.random_features(x_far, w, feature_map=name)
-        fy = favor.random_features(y_far, w, feature_map=name)
+        fx = favor.random_features(x_far, w, features=name)
+        fy = favor.random_features(y_far, w, features=name)
         estimates[name][t] = (fx @ fy.T)[0, 0]
 
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
@@ -156,9 +156,9 @@ se_est = {name: np.empty(N_PAIRS) for name in maps}
 for name in maps:
     per_pair = np.empty((N_PAIR_DRAWS, N_PAIRS))
     for t in range(N_PAIR_DRAWS):
-        w = favor.iid_projection(m, d, rng=pair_rng)
-        fx = favor.random_features(xs, w, feature_map=name)
-        fy = favor.random_features(ys, w, feature_map=name)
+        w = favor.sampling.iid_projection(m, d, rng=pair_rng)
+        fx = favor.random_features(xs, w, features=name)
+        fy = favor.random_features(ys, w, features=name)
         per_pair[t] = np.einsum("ij,ij->i", fx, fy)
     mean_est[name] = per_pair.mean(0)
     se_est[name] = per_pair.std(0, ddof=1) / np.sqrt(N_PAIR_DRAWS)
@@ -213,8 +213,8 @@ vmin, vmax = gram.min(), gram.max()
 axes[0].imshow(gram, vmin=vmin, vmax=vmax, cmap="viridis")
 axes[0].set_title("exact SM matrix")
 for ax, size in zip(axes[1:-1], sizes, strict=True):
-    w = favor.orthogonal_projection(size, d, rng=5)
-    phi = favor.positive_features(points, w)
+    w = favor.sampling.orthogonal_projection(size, d, rng=5)
+    phi = favor.features.positive_features(points, w)
     approx = phi @ phi.T
     rel = np.linalg.norm(approx - gram) / np.linalg.norm(gram)
     ax.imshow(approx, vmin=vmin, vmax=vmax, cmap="viridis")
@@ -228,8 +228,8 @@ for name in maps:
     errors = np.empty((N_REPEATS, grid_m.size))
     for r in range(N_REPEATS):
         for k, size in enumerate(grid_m):
-            w = favor.orthogonal_projection(int(size), d, rng=err_rng)
-            phi = favor.random_features(points, w, feature_map=name)
+            w = favor.sampling.orthogonal_projection(int(size), d, rng=err_rng)
+            phi = favor.random_features(points, w, features=name)
             errors[r, k] = np.linalg.norm(phi @ phi.T - gram) / np.linalg.norm(gram)
     axes[-1].plot(grid_m, np.median(errors, 0), "o-", ms=3, color=colours[name], label=name)
 axes[-1].plot(grid_m, 2.0 * grid_m**-0.5, "k--", lw=1, label=r"$\propto m^{-1/2}$")

@@ -55,13 +55,13 @@ def finish(fig, name):
 
 def fixed_norm_sampler(n_components, n_features, *, rng=None):
     """Orthogonal rows of length sqrt(d): the documented ``norms="fixed"`` option."""
-    return favor.orthogonal_projection(n_components, n_features, norms="fixed", rng=rng)
+    return favor.sampling.orthogonal_projection(n_components, n_features, norms="fixed", rng=rng)
 
 
 # %% [markdown]
 # ## 1. What an orthogonal projection looks like
 #
-# `favor.orthogonal_projection(m, d)` stacks independent blocks of $d$ rows. Inside a
+# `favor.sampling.orthogonal_projection(m, d)` stacks independent blocks of $d$ rows. Inside a
 # block the directions are exactly orthogonal and Haar-distributed (QR of a Gaussian
 # matrix with the sign fix); each row gets an independent $\chi_d$ length, so every single
 # row is still $\mathcal N(0, I_d)$. Left: cosines between two rows of one block (always
@@ -72,8 +72,8 @@ def fixed_norm_sampler(n_components, n_features, *, rng=None):
 rng = np.random.default_rng(0)
 cos_iid, cos_ort, norms_ort = [], [], []
 for _ in range(N_ROTATIONS):
-    w_iid = favor.iid_projection(2, D, rng=rng)
-    w_ort = favor.orthogonal_projection(D, D, rng=rng)
+    w_iid = favor.sampling.iid_projection(2, D, rng=rng)
+    w_ort = favor.sampling.orthogonal_projection(D, D, rng=rng)
     cos_iid.append(w_iid[0] @ w_iid[1] / np.linalg.norm(w_iid[0]) / np.linalg.norm(w_iid[1]))
     cos_ort.append(w_ort[0] @ w_ort[1] / np.linalg.norm(w_ort[0]) / np.linalg.norm(w_ort[1]))
     norms_ort.extend(np.linalg.norm(w_ort, axis=1))

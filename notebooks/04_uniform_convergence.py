@@ -23,9 +23,9 @@ import numpy as np
 
 from theory import run_claim
 from theory.closed_forms import (
-    gaussian_kernel_value,
     rahimi_recht_failure_bound,
     rahimi_recht_required_components,
+    rbf_kernel_value,
 )
 from theory.montecarlo import gram_estimates
 from theory.uniform_convergence import ball_points, ring_points
@@ -57,12 +57,12 @@ def sup_errors(points, sampler, n_components, n_trials, seed):
         points,
         feature_map="trigonometric",
         sampler=sampler,
-        kernel="gaussian",
+        kernel="rbf",
         n_components=n_components,
         n_trials=n_trials,
         seed=seed,
     )
-    exact = gaussian_kernel_value(points[:, None, :], points[None, :, :])
+    exact = rbf_kernel_value(points[:, None, :], points[None, :, :])
     return np.abs(grams - exact).max(axis=(1, 2))
 
 

@@ -96,7 +96,7 @@ for row, causal in enumerate((False, True)):
     exact_p = favor.softmax_attention(q, k, eye, causal=causal)[0]
     panels = [("exact softmax", exact_p)]
     for m in (16, 256):
-        approx_p = favor.favor_attention(q, k, eye, causal=causal, n_components=m, random_state=2)[
+        approx_p = favor.favor_attention(q, k, eye, causal=causal, n_components=m, rng=2)[
             0
         ]
         err = np.linalg.norm(approx_p - exact_p) / np.linalg.norm(exact_p)
@@ -147,7 +147,7 @@ for name, options in variants.items():
         np.median(
             [
                 relative_error(
-                    favor.favor_attention(q, k, v, n_components=m, random_state=s, **options), exact
+                    favor.favor_attention(q, k, v, n_components=m, rng=s, **options), exact
                 )
                 for s in range(N_SEEDS)
             ]
@@ -189,7 +189,7 @@ for causal, marker in ((False, "o"), (True, "s")):
                     [
                         relative_error(
                             favor.favor_attention(
-                                q, k, v, causal=causal, n_components=m, random_state=s
+                                q, k, v, causal=causal, n_components=m, rng=s
                             ),
                             exact,
                         )
@@ -232,15 +232,15 @@ t = 63
 k2, v2 = k.copy(), v.copy()
 k2[:, t + 1 :] = 10.0 * np.random.default_rng(6).standard_normal(k2[:, t + 1 :].shape)
 v2[:, t + 1 :] = -v2[:, t + 1 :]
-out1 = favor.favor_attention(q, k, v, causal=True, random_state=7)
-out2 = favor.favor_attention(q, k2, v2, causal=True, random_state=7)
+out1 = favor.favor_attention(q, k, v, causal=True, rng=7)
+out2 = favor.favor_attention(q, k2, v2, causal=True, rng=7)
 print(
     "outputs 0..t identical after changing the future:",
     np.array_equal(out1[:, : t + 1], out2[:, : t + 1]),
 )
 print("outputs after t changed:", not np.allclose(out1[:, t + 1 :], out2[:, t + 1 :]))
 
-state = favor.init_decoding_state(D, D, batch_shape=(1,), random_state=7)
+state = favor.init_decoding_state(D, D, batch_shape=(1,), rng=7)
 rows = []
 for position in range(q.shape[-2]):
     row, state = favor.decode_step(state, q[:, position], k[:, position], v[:, position])
@@ -284,11 +284,11 @@ with threadpool_limits(limits=1):  # one core each: a fair, stable comparison
             else np.nan
         )
         timings["FAVOR+ bidirectional"].append(
-            best_time(lambda q=q, k=k, v=v: favor.favor_attention(q, k, v, random_state=0))
+            best_time(lambda q=q, k=k, v=v: favor.favor_attention(q, k, v, rng=0))
         )
         timings["FAVOR+ causal"].append(
             best_time(
-                lambda q=q, k=k, v=v: favor.favor_attention(q, k, v, causal=True, random_state=0)
+                lambda q=q, k=k, v=v: favor.favor_attention(q, k, v, causal=True, rng=0)
             )
         )
 fig, ax = plt.subplots(figsize=(7, 4.6))
@@ -363,7 +363,7 @@ for m, colour in ((256, "tab:orange"), (1024, "tab:red")):
             np.median(
                 [
                     relative_error(
-                        favor.favor_attention(q, k, v, n_components=m, random_state=s), exact
+                        favor.favor_attention(q, k, v, n_components=m, rng=s), exact
                     )
                     for s in range(N_SEEDS)
                 ]

@@ -11,9 +11,10 @@ import math
 
 import numpy as np
 
-from favor.features import FEATURE_MAPS
+from favor.registry import FEATURE_MAPS
 
-KINDS = {"positive": 0, "hyperbolic": 1, "trigonometric": 2, "relu": 3}
+#: The built-in maps whose split form the loop twin below spells out.
+BUILTIN_MAPS = ("positive", "hyperbolic", "trigonometric", "relu")
 
 
 def exp_nonpositive_reference(x: np.ndarray) -> np.ndarray:
@@ -22,34 +23,36 @@ def exp_nonpositive_reference(x: np.ndarray) -> np.ndarray:
 
 
 def feature_rows_reference(
-    logits: np.ndarray, half_sq_norms: np.ndarray, kind: int
+    logits: np.ndarray, half_sq_norms: np.ndarray, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Shape rows ``e`` and log-scales ``r`` (table of :mod:`favor._jit.attention`), by loops."""
+    """Shape rows ``e`` and log-scales ``r`` (table of :mod:`favor._jit.feature_rows`), by loops."""
     n, m = logits.shape
-    width = 2 * m if kind in (1, 2) else m
+    width = 2 * m if name in ("hyperbolic", "trigonometric") else m
     out = np.zeros((n, width))
     log_scale = np.zeros(n)
     for i in range(n):
         row = [float(t) for t in logits[i]]
-        if kind == 0:
+        h = float(half_sq_norms[i])
+        if name == "positive":
             top = max(row)
             for r in range(m):
                 out[i, r] = math.exp(row[r] - top)
-            log_scale[i] = top - float(half_sq_norms[i])
-        elif kind == 1:
+            log_scale[i] = top - h - 0.5 * math.log(m)
+        elif name == "hyperbolic":
             top = max(abs(t) for t in row)
             for r in range(m):
                 out[i, r] = math.exp(row[r] - top)
                 out[i, m + r] = math.exp(-row[r] - top)
-            log_scale[i] = top - float(half_sq_norms[i])
-        elif kind == 2:
+            log_scale[i] = top - h - 0.5 * math.log(2 * m)
+        elif name == "trigonometric":
             for r in range(m):
                 out[i, r] = math.cos(row[r])
                 out[i, m + r] = math.sin(row[r])
-            log_scale[i] = float(half_sq_norms[i])
+            log_scale[i] = h - 0.5 * math.log(m)
         else:
             for r in range(m):
                 out[i, r] = max(row[r], 0.0)
+            log_scale[i] = -0.5 * math.log(m)
     return out, log_scale
 
 
@@ -106,12 +109,9 @@ def favor_attention_reference(
     out = np.zeros((n_groups, n_queries, values.shape[2]))
     for g in range(n_groups):
         w = np.asarray(projections[proj_index[g]], dtype=np.float64)
-        phi_k = [
-            spec.function(np.asarray(keys[g, j], dtype=np.float64) * scale, w)
-            for j in range(n_keys)
-        ]
+        phi_k = [spec(np.asarray(keys[g, j], dtype=np.float64) * scale, w) for j in range(n_keys)]
         for i in range(n_queries):
-            phi_q = spec.function(np.asarray(queries[g, i], dtype=np.float64) * scale, w)
+            phi_q = spec(np.asarray(queries[g, i], dtype=np.float64) * scale, w)
             numer = np.zeros(values.shape[2])
             denom = 0.0
             for j in range(n_keys):

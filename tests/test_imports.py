@@ -1,9 +1,11 @@
-"""Import rules: ``import favor`` stays light, and modules respect the layer table.
+"""Import rules: ``import favor`` stays light, modules respect the layer table, no circle.
 
-The layer table is the contract: a module may import, at module level, only ``favor``
-modules of a lower layer (or of its own package, e.g. ``favor.torch._checks`` from
-``favor.torch.attention``). Function-level (lazy) imports may also reach down, plus the
-few documented dispatch edges below. A new module must be added to the table.
+The layer table is the contract: a module may import (at module level or lazily, inside a
+function) only ``favor`` modules of a lower layer, or of its own package (e.g.
+``favor.torch._checks`` from ``favor.torch.attention``). Nothing outside ``favor/torch/``
+imports torch or ``favor.torch`` except the one dispatch module, :data:`DISPATCH`, which
+loads a backend lazily on its first array; the import graph (module-level and lazy edges
+together) has no cycle. A new module must be added to the table.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ HEAVY = ("numba", "scipy", "sklearn", "torch")
 
 #: favor module (or package, covering its submodules) -> layer.
 LAYERS = {
-    "favor._typing": 1,
-    "favor._validation": 2,
-    "favor._namespace": 2,
+    "favor._validation": 1,
+    "favor._dispatch": 1,
+    "favor._threads": 1,
+    "favor.registry": 2,
     "favor.sampling": 3,
     "favor.exact": 3,
     "favor.features": 3,
@@ -32,22 +35,17 @@ LAYERS = {
     "favor.gerf": 3.8,  # fitted GERF maps (oprf, saderf): parameters and jit-input augmentation
     "favor.hybrid": 3.8,  # angular hybrid features
     "favor.attention": 4,
-    "favor.decoding": 5,  # streaming decoding on top of favor.attention
-    "favor.estimators": 6,
-    "favor.torch": 6,
-    "favor": 7,  # the package __init__: re-exports
+    "favor.decoding": 4,
+    "favor.estimators": 5,
+    "favor.torch": 5,
+    "favor": 6,  # the package __init__: re-exports
 }
 #: Leaves: never imported by ``import favor``, so they may import heavy libraries.
 LEAVES = ("favor.estimators", "favor.torch")
-
-#: Lazy (function-level) imports that go up the table on purpose: torch tensors are
-#: dispatched to the optional leaf, and ``favor.FavorSampler`` is loaded on first use.
-LAZY_DISPATCH = {
-    ("favor.exact", "favor.torch"),
-    ("favor.attention", "favor.torch"),
-    ("favor", "favor.estimators"),
-    ("favor", "favor.torch"),
-}
+#: The one module outside favor/torch/ that imports torch's backend (lazily).
+DISPATCH = "favor._dispatch"
+#: Backend packages only the dispatch module may import from outside them.
+BACKEND_PACKAGES = ("favor.torch",)
 
 
 def _module_name(path: Path) -> str:
@@ -125,6 +123,8 @@ def _layer_problems(name: str, source: str, is_package: bool = False) -> list[st
             problems.append(f"line {line}: favor must never import theory ({target})")
         if top in HEAVY and not lazy and own not in (*LEAVES, "favor._jit"):
             problems.append(f"line {line}: module-level import of {target} (import it lazily)")
+        if top == "torch" and own != "favor.torch" and name != DISPATCH:
+            problems.append(f"line {line}: only {DISPATCH} and favor.torch import torch")
         if top != "favor":
             continue
         other = _component(target, target=True)
@@ -132,14 +132,70 @@ def _layer_problems(name: str, source: str, is_package: bool = False) -> list[st
             problems.append(f"line {line}: {target} is not in the layer table")
         elif other == own:
             continue
+        elif other in BACKEND_PACKAGES:
+            if name != DISPATCH or not lazy:
+                problems.append(
+                    f"line {line}: {name} imports {target}; only {DISPATCH} (lazily) may"
+                )
         elif other == "favor._jit" and not lazy:
             problems.append(f"line {line}: module-level import of {target} loads Numba")
-        elif LAYERS[other] >= LAYERS[own] and not (lazy and (own, other) in LAZY_DISPATCH):
+        elif LAYERS[other] >= LAYERS[own]:
             problems.append(
                 f"line {line}: {name} (layer {LAYERS[own]}) imports {target} "
                 f"(layer {LAYERS[other]})"
             )
     return problems
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the favor modules it imports (module-level and lazy edges together)."""
+    names = {_module_name(path): path for path in FAVOR_MODULES}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for target, _, _ in _imports(ast.parse(path.read_text()), package):
+            # The longest prefix that is a module: "favor.features.X" -> favor.features.
+            parts = target.split(".")
+            for cut in range(len(parts), 0, -1):
+                if ".".join(parts[:cut]) in names:
+                    edges.add(".".join(parts[:cut]))
+                    break
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_of_favor_has_no_cycle():
+    assert _cycle(_graph()) is None, " -> ".join(_cycle(_graph()) or [])
+
+
+def test_negative_control_the_cycle_finder_sees_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
 @pytest.mark.parametrize("path", FAVOR_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -158,6 +214,9 @@ def test_favor_module_respects_the_layer_table(path):
         ("favor.attention", "from favor._jit import attention"),
         ("favor.exact", "import theory"),
         ("favor.features", "def f():\n    from favor.estimators import FavorSampler"),
+        ("favor.attention", "def f():\n    import favor.torch"),
+        ("favor.exact", "def f():\n    import torch"),
+        ("favor._dispatch", "import favor.torch"),
         ("favor.newmodule", "import numpy"),
     ],
 )

@@ -12,7 +12,7 @@ shape ``(..., d)`` and returns an array of shape ``(...)``.
 
 Contents
 
-* kernels: :func:`softmax_kernel_value`, :func:`gaussian_kernel_value`,
+* kernels: :func:`softmax_kernel_value`, :func:`rbf_kernel_value`,
   :func:`arccos_kernel_value`, :func:`smreg_kernel` (Bessel form) and
   :func:`smreg_kernel_series` (Performers Eqs. 29-30), :func:`bessel_j_kernel`;
 * Lemma 2 MSEs for i.i.d. projections: :func:`mse_trigonometric`, :func:`mse_positive`,
@@ -47,12 +47,12 @@ __all__ = [
     "arccos_kernel_value",
     "arccos_second_moment",
     "bessel_j_kernel",
-    "gaussian_kernel_value",
     "mse_hyperbolic",
     "mse_positive",
     "mse_relu",
     "mse_trigonometric",
     "positive_single_variance",
+    "rbf_kernel_value",
     "rff_variance_cos_sin",
     "rff_variance_phase",
     "smreg_kernel",
@@ -61,7 +61,7 @@ __all__ = [
     "softmax_kernel_value",
 ]
 
-_KERNELS = ("softmax", "gaussian")
+_KERNELS = ("softmax", "rbf")
 
 
 def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +118,7 @@ def softmax_kernel_value(x: Any, y: Any) -> np.ndarray:
     return np.exp(np.einsum("...i,...i->...", x, y))
 
 
-def gaussian_kernel_value(x: Any, y: Any) -> np.ndarray:
+def rbf_kernel_value(x: Any, y: Any) -> np.ndarray:
     r"""Unit-bandwidth Gaussian kernel :math:`\exp(-\lVert x - y\rVert^2/2)` of each pair.
 
     Parameters
@@ -308,7 +308,7 @@ def mse_trigonometric(x: Any, y: Any, n_components: Any, *, kernel: str = "softm
         The pairs.
     n_components : int or array_like
         Number of projections :math:`m` (``2m`` features).
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         The kernel being estimated.
 
     Returns
@@ -334,7 +334,7 @@ def positive_single_variance(x: Any, y: Any, *, kernel: str = "softmax") -> np.n
     ----------
     x, y : array_like of shape (..., d)
         The pairs.
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         The kernel being estimated.
 
     Returns
@@ -366,7 +366,7 @@ def mse_positive(x: Any, y: Any, n_components: Any, *, kernel: str = "softmax") 
         The pairs.
     n_components : int or array_like
         Number of projections :math:`m`.
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         The kernel being estimated.
 
     Returns
@@ -393,7 +393,7 @@ def mse_hyperbolic(x: Any, y: Any, n_components: Any, *, kernel: str = "softmax"
         The pairs.
     n_components : int or array_like
         Number of projections :math:`m` (``2m`` features).
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         The kernel being estimated.
 
     Returns

@@ -42,7 +42,7 @@ def scaled_feature_map(name: str = "positive", factor: float = 1.05) -> Callable
     Parameters
     ----------
     name : str, default="positive"
-        A ``favor.FEATURE_MAPS`` key.
+        A ``favor.registry.FEATURE_MAPS`` key.
     factor : float, default=1.05
         The scale.
 
@@ -65,7 +65,7 @@ def epsilon_feature_map(name: str = "positive", epsilon: float = 1e-3) -> Callab
     Parameters
     ----------
     name : str, default="positive"
-        A ``favor.FEATURE_MAPS`` key.
+        A ``favor.registry.FEATURE_MAPS`` key.
     epsilon : float, default=1e-3
         The added constant (the official Performer-ReLU default is 1e-3, formulas §1.4).
 

@@ -17,7 +17,7 @@ so trial ``b``'s estimate is ``B`` times the partial dot product over its own co
 Injection. Samplers are callables ``sampler(n_components, n_features, *, rng)`` and
 feature maps callables ``feature_map(x, projection, kernel)``; the checks default to
 favor's public registries looked up at call time (so monkeypatching
-``favor.sampling.SAMPLERS`` affects them) and accept broken variants for negative
+``favor.registry.SAMPLERS`` affects them) and accept broken variants for negative
 controls (:mod:`theory.controls`).
 """
 
@@ -54,7 +54,7 @@ _BLOCK_MAP: BlockMap | None = None
 
 
 def resolve_sampler(sampler: str | Sampler) -> Sampler:
-    """Return a sampler callable; a name is looked up in ``favor.sampling.SAMPLERS`` now.
+    """Return a sampler callable; a name is looked up in ``favor.registry.SAMPLERS`` now.
 
     Parameters
     ----------
@@ -79,16 +79,16 @@ def resolve_sampler(sampler: str | Sampler) -> Sampler:
             )
 
         return fixed
-    if sampler not in favor.sampling.SAMPLERS:
+    if sampler not in favor.registry.SAMPLERS:
         raise ValueError(
-            f"sampler must be one of {sorted(favor.sampling.SAMPLERS)} or 'orthogonal-fixed', "
+            f"sampler must be one of {sorted(favor.registry.SAMPLERS)} or 'orthogonal-fixed', "
             f"got {sampler!r}"
         )
-    return favor.sampling.SAMPLERS[sampler]
+    return favor.registry.SAMPLERS[sampler]
 
 
 def resolve_feature_map(feature_map: str | FeatureMapFn) -> FeatureMapFn:
-    """Return ``f(x, projection, kernel)``; a name is looked up in ``favor.FEATURE_MAPS``.
+    """Return ``f(x, projection, kernel)``; a name is looked up in ``favor.registry.FEATURE_MAPS``.
 
     Parameters
     ----------
@@ -104,11 +104,11 @@ def resolve_feature_map(feature_map: str | FeatureMapFn) -> FeatureMapFn:
 
     if callable(feature_map):
         return feature_map
-    if feature_map not in favor.FEATURE_MAPS:
+    if feature_map not in favor.registry.FEATURE_MAPS:
         raise ValueError(
-            f"feature_map must be one of {sorted(favor.FEATURE_MAPS)}, got {feature_map!r}"
+            f"feature_map must be one of {sorted(favor.registry.FEATURE_MAPS)}, got {feature_map!r}"
         )
-    function = favor.FEATURE_MAPS[feature_map].function
+    function = favor.registry.FEATURE_MAPS[feature_map]
 
     def apply(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
         return function(x, projection, kernel=kernel)
@@ -274,7 +274,7 @@ def gram_estimates(
     *,
     feature_map: str | FeatureMapFn = "trigonometric",
     sampler: str | Sampler = "orthogonal",
-    kernel: str = "gaussian",
+    kernel: str = "rbf",
     n_components: int = 16,
     n_trials: int = 100,
     seed: int = 0,
@@ -290,7 +290,7 @@ def gram_estimates(
         See :func:`resolve_feature_map`.
     sampler : str or callable, default="orthogonal"
         See :func:`resolve_sampler`.
-    kernel : str, default="gaussian"
+    kernel : str, default="rbf"
         Passed to the feature map.
     n_components, n_trials, seed, block_size : int
         As in :func:`kernel_estimates`.

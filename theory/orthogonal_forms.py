@@ -17,10 +17,10 @@ import numpy as np
 from theory.closed_forms import (
     _pair,
     _sq,
-    gaussian_kernel_value,
     mse_positive,
     mse_trigonometric,
     positive_single_variance,
+    rbf_kernel_value,
     softmax_kernel_value,
 )
 
@@ -129,7 +129,7 @@ def orthogonal_pair_covariance(
     elif feature == "trigonometric":
         r = np.sqrt(_sq(x - y))
         scale = 1.0
-        mean = gaussian_kernel_value(x, y)
+        mean = rbf_kernel_value(x, y)
 
         def one(t: np.ndarray) -> np.ndarray:
             return _chi_cos(t, d)
@@ -191,7 +191,7 @@ def mse_orthogonal(
     if feature == "positive":
         var1 = positive_single_variance(x, y)
     else:
-        var1 = m * mse_trigonometric(x, y, m, kernel="gaussian")  # (1 - e^{-|D|^2})^2 / 2
+        var1 = m * mse_trigonometric(x, y, m, kernel="rbf")  # (1 - e^{-|D|^2})^2 / 2
     cov = orthogonal_pair_covariance(x, y, feature=feature) if pairs else 0.0
     return float(var1 / m + pairs / m**2 * cov)
 

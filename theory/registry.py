@@ -84,7 +84,7 @@ def _unbiased_specs() -> list[ClaimSpec]:
     specs = []
     i = 0
     for fmap in ("positive", "hyperbolic", "trigonometric", "relu"):
-        kernels = ("arccos",) if fmap == "relu" else ("softmax", "gaussian")
+        kernels = ("arccos",) if fmap == "relu" else ("softmax", "rbf")
         for proj in ("iid", "orthogonal"):
             for kernel in kernels:
                 i += 1
@@ -122,7 +122,7 @@ def _mse_specs() -> list[ClaimSpec]:
         ("hyperbolic", "iid", "softmax", {"features x 1.05": _scaled("hyperbolic")}),
         ("relu", "iid", "arccos", {"features x 1.05": _scaled("relu")}),
         ("positive", "orthogonal", "softmax", {"QR without sign fix": _unsigned}),
-        ("trigonometric", "orthogonal", "gaussian", {"fixed sqrt(d) norms": _fixed()}),
+        ("trigonometric", "orthogonal", "rbf", {"fixed sqrt(d) norms": _fixed()}),
     ]
     return [
         ClaimSpec(

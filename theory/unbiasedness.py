@@ -33,7 +33,7 @@ def exact_kernel(kernel: str, x: Any, y: Any) -> np.ndarray:
 
     Parameters
     ----------
-    kernel : {"softmax", "gaussian", "arccos"}
+    kernel : {"softmax", "rbf", "arccos"}
         The kernel.
     x, y : array_like of shape (n, d)
         Pairs.
@@ -45,7 +45,7 @@ def exact_kernel(kernel: str, x: Any, y: Any) -> np.ndarray:
     """
     table = {
         "softmax": closed_forms.softmax_kernel_value,
-        "gaussian": closed_forms.gaussian_kernel_value,
+        "rbf": closed_forms.rbf_kernel_value,
         "arccos": closed_forms.arccos_kernel_value,
     }
     if kernel not in table:
@@ -72,10 +72,10 @@ def check_unbiased(
     Parameters
     ----------
     feature_map : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        The claimed map (a ``favor.FEATURE_MAPS`` key).
+        The claimed map (a ``favor.registry.FEATURE_MAPS`` key).
     projection : {"iid", "orthogonal"}, default="iid"
-        The claimed sampler (a ``favor.sampling.SAMPLERS`` key, chi norms).
-    kernel : {"softmax", "gaussian", "arccos"}, optional
+        The claimed sampler (a ``favor.registry.SAMPLERS`` key, chi norms).
+    kernel : {"softmax", "rbf", "arccos"}, optional
         The target kernel; default "softmax" ("arccos" for relu).
     n_features : int, default=4
         Dimension ``d`` of the pairs.

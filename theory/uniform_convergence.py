@@ -75,7 +75,7 @@ def ring_points(radius: float = 1.0) -> np.ndarray:
 
 
 def _sup_errors(points: np.ndarray, grams: np.ndarray) -> np.ndarray:
-    exact = closed_forms.gaussian_kernel_value(points[:, None, :], points[None, :, :])
+    exact = closed_forms.rbf_kernel_value(points[:, None, :], points[None, :, :])
     return np.abs(grams - exact).max(axis=(1, 2))
 
 
@@ -132,7 +132,7 @@ def check_sup_error_rate(
                     pts,
                     feature_map=features or "trigonometric",
                     sampler=sampler or "orthogonal",
-                    kernel="gaussian",
+                    kernel="rbf",
                     n_components=m,
                     n_trials=n_trials,
                     seed=seed + i,
@@ -208,7 +208,7 @@ def check_failure_frequency(
             pts,
             feature_map=features or "trigonometric",
             sampler=sampler or "iid",
-            kernel="gaussian",
+            kernel="rbf",
             n_components=m,
             n_trials=n_trials,
             seed=seed,

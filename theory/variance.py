@@ -61,7 +61,7 @@ def closed_form_mse(
         The MSEs.
     """
     if projection == "orthogonal":
-        if (feature_map, kernel) not in {("positive", "softmax"), ("trigonometric", "gaussian")}:
+        if (feature_map, kernel) not in {("positive", "softmax"), ("trigonometric", "rbf")}:
             raise ValueError(
                 "orthogonal closed forms exist for positive/softmax and trigonometric/gaussian, "
                 f"got {feature_map}/{kernel}"

@@ -5,8 +5,9 @@ with autograd, half-precision inputs computed in float32, key padding masks and 
 path whose memory is linear in the sequence length in both forward and backward; plus
 :class:`FavorAttention`, a drop-in multi-head attention ``nn.Module``.
 
-This package is a leaf: nothing in :mod:`favor` imports it except on a torch input
-(``favor.favor_attention`` and ``favor.softmax_attention`` dispatch tensors here).
+This package is a leaf: nothing in :mod:`favor` imports it except the dispatch module
+``favor._dispatch``, on the first torch argument of a dispatched function
+(``favor.favor_attention``, ``favor.softmax_attention``).
 
 Public names
 ------------
@@ -18,7 +19,8 @@ performerize, restore_softmax
     Swap every attention layer of a model to FAVOR+ and back, keeping the weights
     (:mod:`favor.torch.convert`).
 positive_features, hyperbolic_features, trigonometric_features, relu_features, random_features
-    Tensor twins of :mod:`favor.features` (:mod:`favor.torch.features`).
+    Tensor twins of :mod:`favor.features` (:mod:`favor.torch.features`), derived from each
+    map's torch split form in :data:`favor.registry.FEATURE_MAPS`.
 """
 
 from __future__ import annotations

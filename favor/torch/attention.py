@@ -16,7 +16,7 @@ through one maximum per (batch, head) bidirectionally, and through a running max
 positions ``<= t`` causally (:mod:`favor.torch._causal`), so no output depends on later keys.
 
 Projections are drawn on the host by :func:`favor.sampling.draw_projection` in float64,
-then cast and moved, so one ``random_state`` gives the same projection as the NumPy engine.
+then cast and moved, so one ``rng`` gives the same projection as the NumPy engine.
 float16/bfloat16 inputs are computed in float32 and the output is cast back; float32 and
 float64 inputs are computed in their own dtype.
 """
@@ -28,11 +28,10 @@ from typing import Any
 
 import torch
 
-from favor._validation import (
-    check_choice,
-)
-from favor.attention import check_projection_shape
-from favor.attention import resolve_projection as numpy_resolve_projection
+from favor._validation import RandomLike
+from favor.registry import feature_map
+from favor.sampling import check_projection_shape
+from favor.sampling import resolve_projection as numpy_resolve_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import (
     check_attention_tensors,
@@ -41,13 +40,7 @@ from favor.torch._checks import (
     compute_dtype,
     is_compiling,
 )
-from favor.torch.features import (
-    EXPONENTIAL,
-    FEATURE_MAP_NAMES,
-    key_exponent,
-    key_features,
-    query_features,
-)
+from favor.torch.features import key_exponent, key_features, map_params, query_features
 
 __all__ = ["favor_attention", "resolve_projection", "softmax_attention"]
 
@@ -56,18 +49,19 @@ def resolve_projection(
     projection: Any,
     n_components: Any,
     n_features: int,
-    random_state: Any,
+    rng: RandomLike,
     n_heads: int | None,
     *,
     dtype: torch.dtype,
     device: torch.device,
+    features: str | None = None,
 ) -> torch.Tensor:
     """Return the projection as a tensor of ``dtype`` on ``device``: drawn, or a checked prebuilt one.
 
     ``projection`` is None (orthogonal), a sampler name, or a prebuilt ``(m, d)`` array or
     tensor (``(H, m, d)`` when ``n_heads`` is given). Drawing uses
-    ``draw_projection(name, m, d, rng=as_generator(random_state), n_heads=n_heads)`` on the
-    host in float64 (the NumPy engine's recipe), then casts and moves.
+    :func:`favor.sampling.resolve_projection` on the host in float64 (the NumPy engine's
+    rule), then casts and moves.
     """
     if isinstance(projection, torch.Tensor):
         w = check_float_tensor("projection", projection, min_ndim=2)
@@ -75,12 +69,7 @@ def resolve_projection(
         return w.to(device=device, dtype=dtype)
     # Names and NumPy arrays: the NumPy engine's resolution (host draw in float64).
     w = numpy_resolve_projection(
-        projection,
-        n_components,
-        n_features,
-        random_state=random_state,
-        per_head=n_heads is not None,
-        n_heads=n_heads,
+        projection, n_components, n_features, rng=rng, n_heads=n_heads, features=features
     )
     return torch.as_tensor(w if n_heads is not None else w[0], dtype=dtype, device=device)
 
@@ -125,6 +114,7 @@ def _bidirectional(
     features: str,
     block: int,
     scale: float,
+    params: torch.Tensor,
 ) -> torch.Tensor:
     r"""Bidirectional FAVOR+ in row blocks (``scale`` is the :math:`d^{-1/4}` temperature).
 
@@ -139,26 +129,29 @@ def _bidirectional(
     reuse = not torch.is_grad_enabled() or not any(t.requires_grad for t in (q, k, v, projection))
     spare: torch.Tensor | None = None
 
+    spec = feature_map(features)
+    exponential = spec.exponent_signs is not None
+
     def buffer_for(x: torch.Tensor, width: int) -> torch.Tensor | None:
-        if not reuse or spare is None or features not in EXPONENTIAL:
+        if not reuse or spare is None or not exponential:
             return None
         return spare if spare.shape == (*x.shape[:-1], width) else None
 
-    width = projection.shape[-2] * (2 if features == "hyperbolic" else 1)
+    width = spec.width(projection.shape[-2])
     state, top = None, None
     for start in range(0, k.shape[-2], block):
         rows = slice(start, start + block)
         k_blk = k[..., rows, :]
         m_blk = None if mask is None else mask[..., rows]
-        if features in EXPONENTIAL:
+        if exponential:
             out = buffer_for(k_blk, width)
             exponent = key_exponent(features, k_blk, projection, m_blk, scale, out)
             block_top = exponent.detach().amax(dim=(-2, -1))
         else:
-            psi, log_scale = key_features(features, k_blk, projection, m_blk, scale)
+            psi, log_scale = key_features(features, k_blk, projection, m_blk, scale, params)
             block_top = log_scale.amax(dim=-1)
         new_top = block_top.clamp_min(FLOOR) if top is None else torch.maximum(top, block_top)
-        if features in EXPONENTIAL:
+        if exponential:
             kf = exponent.sub_(new_top[..., None, None]).exp_()
         else:
             kf = psi * torch.exp(log_scale - new_top[..., None])[..., None]
@@ -172,7 +165,7 @@ def _bidirectional(
     outs = []
     for start in range(0, q.shape[-2], block):
         q_blk = q[..., start : start + block, :]
-        qf = query_features(features, q_blk, projection, scale, buffer_for(q_blk, width))
+        qf = query_features(features, q_blk, projection, scale, buffer_for(q_blk, width), params)
         y = torch.matmul(qf, state)
         outs.append(normalise(y[..., :-1], y[..., -1:]))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)
@@ -194,12 +187,17 @@ def favor_core(
     device defaults :func:`default_chunk_size` / :func:`default_block_rows`).
     """
     scale = q.shape[-1] ** -0.25  # the d^(-1/4) temperature, applied to the projection
+    spec = feature_map(features)
     if not causal:
-        width = projection.shape[-2] * (1 if features in ("positive", "relu") else 2)
+        # Data-fitted parameters may use the inputs bidirectionally, never causally.
+        data = None if spec.params is None else torch.cat([q, k], dim=-2) * scale
+        params = map_params(spec, data, projection, q)
+        width = spec.width(projection.shape[-2])
         block = default_block_rows(q.shape[:-2], width, q.device) if chunk is None else chunk
-        return _bidirectional(q, k, v, projection, mask, features, block, scale)
-    qf = query_features(features, q, projection, scale)
-    kf, log_scale = key_features(features, k, projection, mask, scale)
+        return _bidirectional(q, k, v, projection, mask, features, block, scale, params)
+    params = map_params(spec, None, projection, q)
+    qf = query_features(features, q, projection, scale, params=params)
+    kf, log_scale = key_features(features, k, projection, mask, scale, params)
     lead, length = q.shape[:-2], q.shape[-2]
     batch = math.prod(lead)
     width = qf.shape[-1]
@@ -222,7 +220,7 @@ def favor_attention(
     *,
     n_components: int | None = None,
     causal: bool = False,
-    random_state: Any = None,
+    rng: RandomLike = None,
     key_padding_mask: torch.Tensor | None = None,
     projection: Any = None,
     features: str = "positive",
@@ -244,17 +242,19 @@ def favor_attention(
         must be None or equal its row count.
     causal : bool, default=False
         Query ``t`` sees keys ``j <= t`` only (needs ``L == L_k``).
-    random_state : None, int, SeedSequence or numpy.random.Generator, default=None
+    rng : None, int, SeedSequence or numpy.random.Generator, default=None
         Seed for the host-side projection draw (ignored for a prebuilt projection).
     key_padding_mask : bool tensor of shape (..., L_k), optional
         True marks a padded key, removed from numerator and normaliser; leading axes equal
         the inputs' or are 1.
-    projection : None, {"orthogonal", "iid"}, array or tensor, default=None
-        None draws ``"orthogonal"``; a prebuilt ``(m, d)`` (or ``(H, m, d)`` with
+    projection : None, str, array or tensor, default=None
+        None draws ``"orthogonal"``; a sampler name (:data:`favor.registry.SAMPLERS`)
+        draws that; a prebuilt ``(m, d)`` (or ``(H, m, d)`` with
         ``per_head``) array or tensor is used as given (cast and moved; a tensor that
         requires grad receives gradients).
-    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        The feature map (softmax-kernel forms; "relu" gives generalised attention).
+    features : str, default="positive"
+        The feature map (:data:`favor.registry.FEATURE_MAPS`; softmax-kernel forms, "relu"
+        gives generalised attention).
     per_head : bool, default=False
         One projection per head, the head axis being ``queries.shape[-3]``.
     chunk_size : int, optional
@@ -285,13 +285,13 @@ def favor_attention(
     >>> import torch
     >>> from favor.torch import favor_attention
     >>> q = k = v = torch.zeros(2, 5, 8)
-    >>> favor_attention(q, k, v, causal=True, random_state=0).shape
+    >>> favor_attention(q, k, v, causal=True, rng=0).shape
     torch.Size([2, 5, 8])
     """
     q, k, v, mask = check_attention_tensors(
         queries, keys, values, key_padding_mask, causal=bool(causal)
     )
-    name = check_choice("features", features, FEATURE_MAP_NAMES)
+    name = feature_map(features).name
     chunk = check_chunk_size(chunk_size)
     n_heads = None
     if per_head:
@@ -303,7 +303,8 @@ def favor_attention(
         n_heads = q.shape[-3]
     work = compute_dtype(q.dtype)
     w = resolve_projection(
-        projection, n_components, q.shape[-1], random_state, n_heads, dtype=work, device=q.device
+        projection, n_components, q.shape[-1], rng, n_heads, dtype=work, device=q.device,
+        features=name,
     )
     # A per-head (H, m, d) projection broadcasts against (..., H, L, d) inputs in matmul.
     out = favor_core(q.to(work), k.to(work), v.to(work), w, mask, name, bool(causal), chunk)

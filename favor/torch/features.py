@@ -1,11 +1,18 @@
 r"""Random feature maps on tensors, and their stabilised split form for attention.
 
-The public maps are the tensor twins of :mod:`favor.features` (same formulas, constants,
-widths and kernels; formulas §2, Performers Sec. 2.3, Lemma 1): for a projection ``W`` of
-shape ``(m, d)`` (or ``(H, m, d)`` broadcast against a head axis) they return
-:math:`\varphi(x)` with :math:`\varphi(x)^T\varphi(y)` unbiased for the kernel.
+Each map's tensor formula is written once, as its *split form* (the ``torch`` entry of
+:data:`favor.registry.FEATURE_MAPS`): ``split(logits, half_sq_norms, params, is_key) ->
+(psi, log_scale)`` with :math:`\varphi(x) = e^{a(x)} \psi(x)` exactly, for logits
+:math:`\ell = W x` and :math:`h = \lVert x\rVert^2/2`. The public maps are derived from it:
+:math:`\varphi = e^{a}\psi` for the softmax (or arc-cosine) kernel and
+:math:`e^{a - h}\psi` for the ``rbf`` kernel (:math:`K(x, y) = e^{-\lVert x\rVert^2/2}
+\mathrm{SM}(x, y) e^{-\lVert y\rVert^2/2}`, formulas §1.1); they are the tensor twins of
+:mod:`favor.features` (same widths, kernels and values; formulas §2, Performers Sec. 2.3,
+Lemma 1). For a projection ``W`` of shape ``(m, d)`` (or ``(H, m, d)`` broadcast against a
+head axis) they return :math:`\varphi(x)` with :math:`\varphi(x)^T\varphi(y)` unbiased
+for the kernel.
 
-Attention uses the *split form* instead. Every map factors as
+Attention uses the split form directly. Every map factors as
 
 .. math::
     \varphi(x) = c\, e^{a(x)}\, \psi(x), \qquad \max_i |\psi_i(x)| \le 1 \text{ (exponential maps)},
@@ -14,215 +21,232 @@ with a constant :math:`c` and a per-row log-scale :math:`a(x)`. In normalised at
 constant cancels, and so does any factor common to one query row; so queries need only
 :math:`\psi`, and keys need :math:`\psi` and :math:`a` (combined across keys with a shift
 that cancels: one maximum per (batch, head) bidirectionally, a running maximum causally).
-The log-scale is returned detached; its gradient is carried by :math:`\psi` through the
+The key log-scale is returned detached; its gradient is carried by :math:`\psi` through the
 factor :math:`e^{a - \operatorname{stop}(a)}` (exactly 1 in value), so autograd sees the
-true derivative of :math:`\varphi` while the values stay bounded.
+true derivative of :math:`\varphi` while the values stay bounded. Maps of the exponential
+family (``exponent_signs`` in the registry: positive, hyperbolic) take a fused path: one
+GEMM gives the whole exponent :math:`\sigma W x - \lVert x\rVert^2/2` (the same formula,
+evaluated without materialising the logits twice).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from favor._validation import check_choice
+from favor.registry import FEATURE_MAPS, FeatureMap, feature_map
 from favor.torch._checks import check_float_tensor
 
 __all__ = [
-    "FEATURE_MAP_NAMES",
     "finite_or",
     "hyperbolic_features",
+    "hyperbolic_split",
     "key_exponent",
     "key_features",
+    "map_params",
     "positive_features",
+    "positive_split",
     "query_features",
     "random_features",
     "relu_features",
+    "relu_split",
     "trigonometric_features",
+    "trigonometric_split",
 ]
 
-FEATURE_MAP_NAMES = ("positive", "hyperbolic", "trigonometric", "relu")
-EXPONENTIAL = ("positive", "hyperbolic")
-_KERNELS = {
-    "positive": ("softmax", "gaussian"),
-    "hyperbolic": ("softmax", "gaussian"),
-    "trigonometric": ("softmax", "gaussian"),
-    "relu": ("arccos",),
-}
+
+# ------------------------------------------------------------------ split forms (formulas)
 
 
-def _logits(x: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+def _exponential_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, signs: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # phi = (2^{|signs|-1} m)^{-1/2} exp(sigma l - h), stacked over sigma; psi = exp(. - max).
+    m = logits.shape[-1]
+    stacked = logits if signs == (1,) else torch.cat([s * logits for s in signs], dim=-1)
+    top = stacked.amax(dim=-1, keepdim=True)
+    log_scale = top[..., 0] - half_sq_norms - 0.5 * math.log(len(signs) * m)
+    return torch.exp(stacked - top), log_scale
+
+
+def positive_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, params: torch.Tensor, is_key: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Positive map: :math:`\psi = e^{\ell - \max\ell}`, :math:`a = \max\ell - h - \frac12\log m`."""
+    return _exponential_split(logits, half_sq_norms, (1,))
+
+
+def hyperbolic_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, params: torch.Tensor, is_key: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Hyperbolic map: :math:`\psi = e^{\pm\ell - M}`, :math:`a = M - h - \frac12\log 2m`."""
+    return _exponential_split(logits, half_sq_norms, (1, -1))
+
+
+def trigonometric_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, params: torch.Tensor, is_key: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Trigonometric map: :math:`\psi = (\cos\ell, \sin\ell)`, :math:`a = h - \frac12\log m`."""
+    m = logits.shape[-1]
+    psi = torch.cat([torch.cos(logits), torch.sin(logits)], dim=-1)
+    return psi, half_sq_norms - 0.5 * math.log(m)
+
+
+def relu_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, params: torch.Tensor, is_key: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""ReLU map: :math:`\psi = \mathrm{relu}(\ell)`, :math:`a = -\frac12\log m`."""
+    m = logits.shape[-1]
+    return torch.relu(logits), torch.full_like(half_sq_norms, -0.5 * math.log(m))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _logits(x: torch.Tensor, projection: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     # (..., d) @ (d, m), or (..., H, L, d) @ (H, d, m) for per-head projections.
-    return torch.matmul(x, projection.transpose(-1, -2))
+    w = projection.transpose(-1, -2)
+    return torch.matmul(x, w * scale if scale != 1.0 else w)
 
 
-def _half_sq_norm(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (x * x).sum(dim=-1, keepdim=True)
+def _half_sq_norms(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    return (0.5 * scale * scale) * (x * x).sum(dim=-1)
+
+
+def map_params(
+    spec: FeatureMap, x: torch.Tensor | None, projection: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
+    """The map's data-fitted parameters as a tensor (empty for maps without).
+
+    ``x`` is the pooled scaled data, or None where the data may not be used (causal);
+    the registry hook computes on the host in float64.
+    """
+    if spec.params is None:
+        return like.new_zeros(0)
+    data = None if x is None else x.detach().reshape(-1, x.shape[-1]).cpu().double().numpy()
+    params = spec.fit_params(data, projection.detach().cpu().double().numpy())
+    return torch.as_tensor(params, dtype=like.dtype, device=like.device)
 
 
 # --------------------------------------------------------------------------- public maps
 
 
-def _full(name: str, x: torch.Tensor, projection: torch.Tensor, kernel: str) -> torch.Tensor:
-    m = projection.shape[-2]
-    wx = _logits(x, projection)
-    if name == "relu":
-        return torch.relu(wx) * (1.0 / math.sqrt(m))
-    half = _half_sq_norm(x)
-    if name == "trigonometric":
-        scale = torch.exp(half) if kernel == "softmax" else torch.ones_like(half)
-        return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * (scale / math.sqrt(m))
-    shift = half if kernel == "softmax" else 2 * half
-    if name == "positive":
-        return torch.exp(wx - shift - 0.5 * math.log(m))
-    return torch.exp(torch.cat([wx, -wx], dim=-1) - shift - 0.5 * math.log(2 * m))
-
-
-def _public(name: str) -> Callable[..., torch.Tensor]:
-    default = _KERNELS[name][0]
-
-    def feature_map(x: Any, projection: Any, *, kernel: str = default) -> torch.Tensor:
-        x = check_float_tensor("x", x)
-        projection = check_float_tensor("projection", projection, min_ndim=2)
-        if projection.shape[-1] != x.shape[-1]:
-            raise ValueError(
-                f"projection must have shape (n_components, {x.shape[-1]}) to match x's last "
-                f"axis, got shape {tuple(projection.shape)}"
-            )
-        check_choice("kernel", kernel, _KERNELS[name])
-        projection = projection.to(device=x.device, dtype=x.dtype)
-        return _full(name, x, projection, kernel)
-
-    feature_map.__name__ = f"{name}_features"
-    return feature_map
-
-
-positive_features = _public("positive")
-positive_features.__doc__ = r"""Positive random features (FAVOR+, Performers Lemma 1) on tensors.
-
-:math:`\varphi(x) = m^{-1/2}\exp(Wx - \lVert x\rVert^2/2)` (``kernel="softmax"``) or with
-:math:`\lVert x\rVert^2` subtracted (``kernel="gaussian"``); the twin of
-:func:`favor.features.positive_features`.
-
-Parameters
-----------
-x : torch.Tensor of shape (..., d)
-    Inputs.
-projection : torch.Tensor of shape (m, d)
-    Projection rows, cast to ``x``'s dtype and device.
-kernel : {"softmax", "gaussian"}, default="softmax"
-    Which kernel the dot products estimate.
-
-Returns
--------
-torch.Tensor of shape (..., m)
-    The features, differentiable in ``x`` and ``projection``.
-"""
-
-hyperbolic_features = _public("hyperbolic")
-hyperbolic_features.__doc__ = r"""Hyperbolic features :math:`(2m)^{-1/2} e^{\pm Wx - \lVert x\rVert^2/2}` on tensors.
-
-The twin of :func:`favor.features.hyperbolic_features` (Performers Sec. 2.3).
-
-Parameters
-----------
-x : torch.Tensor of shape (..., d)
-    Inputs.
-projection : torch.Tensor of shape (m, d)
-    Projection rows.
-kernel : {"softmax", "gaussian"}, default="softmax"
-    Which kernel the dot products estimate.
-
-Returns
--------
-torch.Tensor of shape (..., 2m)
-    The features.
-"""
-
-trigonometric_features = _public("trigonometric")
-trigonometric_features.__doc__ = r"""Trigonometric features :math:`h(x) m^{-1/2} (\cos Wx, \sin Wx)` on tensors.
-
-The twin of :func:`favor.features.trigonometric_features`; :math:`h = e^{\lVert x\rVert^2/2}`
-for the softmax kernel, 1 for the Gaussian kernel.
-
-Parameters
-----------
-x : torch.Tensor of shape (..., d)
-    Inputs.
-projection : torch.Tensor of shape (m, d)
-    Projection rows.
-kernel : {"softmax", "gaussian"}, default="softmax"
-    Which kernel the dot products estimate.
-
-Returns
--------
-torch.Tensor of shape (..., 2m)
-    The features (possibly negative).
-"""
-
-relu_features = _public("relu")
-relu_features.__doc__ = r"""ReLU features :math:`m^{-1/2}\mathrm{relu}(Wx)` (arc-cosine kernel) on tensors.
-
-The twin of :func:`favor.features.relu_features`.
-
-Parameters
-----------
-x : torch.Tensor of shape (..., d)
-    Inputs.
-projection : torch.Tensor of shape (m, d)
-    Projection rows.
-kernel : {"arccos"}, default="arccos"
-    The only kernel these features estimate.
-
-Returns
--------
-torch.Tensor of shape (..., m)
-    The non-negative features.
-"""
-
-_PUBLIC = {
-    "positive": positive_features,
-    "hyperbolic": hyperbolic_features,
-    "trigonometric": trigonometric_features,
-    "relu": relu_features,
-}
-
-
 def random_features(
-    x: Any, projection: Any, *, feature_map: str = "positive", kernel: str | None = None
+    x: Any,
+    projection: Any,
+    *,
+    features: str = "positive",
+    kernel: str | None = None,
 ) -> torch.Tensor:
-    """Apply the tensor feature map named ``feature_map`` (twin of :func:`favor.features.random_features`).
+    """Apply the map ``features`` to tensors (twin of :func:`favor.features.random_features`).
 
     Parameters
     ----------
     x : torch.Tensor of shape (..., d)
         Inputs.
     projection : torch.Tensor of shape (m, d)
-        Projection rows.
-    feature_map : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        Which map.
+        Projection rows, cast to ``x``'s dtype and device.
+    features : str, default="positive"
+        Which map (:data:`favor.registry.FEATURE_MAPS`).
     kernel : str, optional
         Which kernel to estimate; defaults to the map's first kernel.
 
     Returns
     -------
-    torch.Tensor
-        The features.
+    torch.Tensor of shape (..., width)
+        The features, differentiable in ``x`` and ``projection``.
     """
-    name = check_choice("feature_map", feature_map, FEATURE_MAP_NAMES)
-    return _PUBLIC[name](x, projection, kernel=_KERNELS[name][0] if kernel is None else kernel)
+    spec = feature_map(features)
+    x = check_float_tensor("x", x)
+    projection = check_float_tensor("projection", projection, min_ndim=2)
+    if projection.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"projection must have shape (n_components, {x.shape[-1]}) to match x's last "
+            f"axis, got shape {tuple(projection.shape)}"
+        )
+    kernel = check_choice("kernel", spec.kernels[0] if kernel is None else kernel, spec.kernels)
+    projection = projection.to(device=x.device, dtype=x.dtype)
+    half = _half_sq_norms(x)
+    params = map_params(spec, x, projection, x)
+    psi, log_scale = spec.torch_split()(_logits(x, projection), half, params, False)
+    if kernel == "rbf":  # K = e^{-|x|^2/2} SM e^{-|y|^2/2} (formulas §1.1)
+        log_scale = log_scale - half
+    return torch.exp(log_scale)[..., None] * psi
+
+
+def _public(name: str, kernels: str, doc: str) -> Any:
+    def feature_map_function(
+        x: Any, projection: Any, *, kernel: str = FEATURE_MAPS[name].kernels[0]
+    ) -> torch.Tensor:
+        return random_features(x, projection, features=name, kernel=kernel)
+
+    feature_map_function.__name__ = feature_map_function.__qualname__ = f"{name}_features"
+    feature_map_function.__doc__ = doc + f"""
+Parameters
+----------
+x : torch.Tensor of shape (..., d)
+    Inputs.
+projection : torch.Tensor of shape (m, d)
+    Projection rows, cast to ``x``'s dtype and device.
+kernel : {kernels}, default="{FEATURE_MAPS[name].kernels[0]}"
+    Which kernel the dot products estimate.
+
+Returns
+-------
+torch.Tensor
+    The features, differentiable in ``x`` and ``projection``.
+"""
+    return feature_map_function
+
+
+positive_features = _public(
+    "positive",
+    '{"softmax", "rbf"}',
+    r"""Positive random features (FAVOR+, Performers Lemma 1) on tensors.
+
+:math:`\varphi(x) = m^{-1/2}\exp(Wx - \lVert x\rVert^2/2)` (``kernel="softmax"``) or with
+:math:`\lVert x\rVert^2` subtracted (``kernel="rbf"``); the twin of
+:func:`favor.features.positive_features`.
+""",
+)
+hyperbolic_features = _public(
+    "hyperbolic",
+    '{"softmax", "rbf"}',
+    r"""Hyperbolic features :math:`(2m)^{-1/2} e^{\pm Wx - \lVert x\rVert^2/2}` on tensors.
+
+The twin of :func:`favor.features.hyperbolic_features` (Performers Sec. 2.3).
+""",
+)
+trigonometric_features = _public(
+    "trigonometric",
+    '{"softmax", "rbf"}',
+    r"""Trigonometric features :math:`h(x) m^{-1/2} (\cos Wx, \sin Wx)` on tensors.
+
+The twin of :func:`favor.features.trigonometric_features`; :math:`h = e^{\lVert x\rVert^2/2}`
+for the softmax kernel, 1 for the ``rbf`` kernel.
+""",
+)
+relu_features = _public(
+    "relu",
+    '{"arccos"}',
+    r"""ReLU features :math:`m^{-1/2}\mathrm{relu}(Wx)` (arc-cosine kernel) on tensors.
+
+The twin of :func:`favor.features.relu_features`.
+""",
+)
 
 
 # ----------------------------------------------------------------- split form for attention
 
 
-def _directions(name: str, projection: torch.Tensor, scale: float) -> torch.Tensor:
-    """``scale * W^T`` (``(d, m)`` or ``(H, d, m)``); hyperbolic stacks ``(W, -W)`` so one
-    product gives both halves."""
+def _directions(signs: tuple[int, ...], projection: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * W^T`` stacked over the signs (``(d, m|signs|)`` or ``(H, d, m|signs|)``),
+    so one product gives every half of an exponential map."""
     w = projection.transpose(-1, -2) * scale
-    return torch.cat([w, -w], dim=-1) if name == "hyperbolic" else w
+    return w if signs == (1,) else torch.cat([s * w for s in signs], dim=-1)
 
 
 def _with_norm(
@@ -245,29 +269,27 @@ def query_features(
     projection: torch.Tensor,
     scale: float = 1.0,
     out: torch.Tensor | None = None,
+    params: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Query features of ``scale * x`` up to a positive per-row factor (which cancels in attention).
 
-    Exponential maps return :math:`\exp(\ell - \max_i \ell_i)` with :math:`\ell = W x'` (or
-    :math:`(Wx', -Wx')`), :math:`x' = \text{scale}\cdot x`: a positive per-row multiple of
-    :math:`\varphi(x')` (the row maximum is detached and the factor
-    :math:`e^{-\lVert x'\rVert^2/2}` dropped), so attention outputs and their gradients are
-    those of :math:`\varphi`;
-    trigonometric returns :math:`(\cos Wx', \sin Wx')` and relu :math:`\mathrm{relu}(Wx')`.
-    Unchecked (trusted inputs in the compute dtype). The scale is applied to the small
-    projection, not to ``x``. ``out`` (no autograd) receives the product of an exponential
-    map, so a caller can reuse a buffer instead of faulting in fresh pages.
+    The map's :math:`\psi` (its split form with ``is_key=False``): a positive per-row
+    multiple of :math:`\varphi(x')`, :math:`x' = \text{scale}\cdot x`, so attention outputs
+    and their gradients are those of :math:`\varphi`. Exponential maps take the fused path
+    :math:`\exp(\ell - \max_i \ell_i)` (row maximum detached), with the product written into
+    ``out`` when given (no autograd), so a caller can reuse a buffer instead of faulting in
+    fresh pages. Unchecked (trusted inputs in the compute dtype).
     """
-    w = _directions(name, projection, scale)
-    wx = (
-        torch.matmul(x, w)
-        if out is None or name not in EXPONENTIAL
-        else torch.matmul(x, w, out=out)
-    )
-    if name == "relu":
-        return torch.relu(wx)
-    if name == "trigonometric":
-        return torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1)
+    spec = feature_map(name)
+    signs = spec.exponent_signs
+    if signs is None:
+        params = x.new_zeros(0) if params is None else params
+        psi, _ = spec.torch_split()(
+            _logits(x, projection, scale), _half_sq_norms(x, scale), params, False
+        )
+        return psi
+    w = _directions(signs, projection, scale)
+    wx = torch.matmul(x, w) if out is None else torch.matmul(x, w, out=out)
     # In place on the fresh product (autograd-safe: nothing saved is overwritten); on CPU
     # this measured faster than a fused softmax, which also pays for the row sums.
     return wx.sub_(wx.amax(dim=-1, keepdim=True).detach()).exp_()
@@ -286,14 +308,14 @@ def key_exponent(
     scale: float = 1.0,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""The exponent :math:`\ell - \lVert x'\rVert^2/2` of an exponential map, per key.
+    r"""The exponent :math:`\sigma\ell - \lVert x'\rVert^2/2` of an exponential-family map, per key.
 
-    :math:`\varphi(x') = c \exp(\ell - \lVert x'\rVert^2/2)` with :math:`x' = \text{scale}
-    \cdot x` and :math:`\ell = Wx'` or :math:`(Wx', -Wx')` (positive, hyperbolic); one fused
-    GEMM (into ``out`` when given; no autograd then). Rows of padded keys are ``-inf``.
-    Unchecked.
+    :math:`\varphi(x') = c \exp(\sigma \ell - \lVert x'\rVert^2/2)` with :math:`x' = \text{scale}
+    \cdot x`, :math:`\ell = Wx'`, stacked over the map's ``exponent_signs``; one fused GEMM
+    (into ``out`` when given; no autograd then). Rows of padded keys are ``-inf``. Unchecked.
     """
-    exponent = _with_norm(x, _directions(name, projection, scale), -0.5 * scale * scale, out)
+    signs = feature_map(name).exponent_signs
+    exponent = _with_norm(x, _directions(signs, projection, scale), -0.5 * scale * scale, out)
     if mask is not None:
         exponent = exponent.masked_fill_(mask[..., None], float("-inf"))
     return exponent
@@ -305,28 +327,26 @@ def key_features(
     projection: torch.Tensor,
     mask: torch.Tensor | None,
     scale: float = 1.0,
+    params: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Key features of ``scale * x`` in split form :math:`\varphi_j = c\, e^{a_j}\psi_j`: ``(psi, a)``.
 
-    ``a`` of shape ``(..., L)`` is detached and ``-inf`` for a padded key. Exponential maps:
-    :math:`a_j` is the row maximum of the exponent :math:`\ell_j - \lVert x'_j\rVert^2/2`,
-    so :math:`0 < \psi \le 1`; trigonometric: :math:`a_j = \lVert x'_j\rVert^2/2` (softmax
-    kernel) and :math:`\psi_j = e^{a_j - \operatorname{stop}(a_j)} (\cos, \sin)`; relu:
-    :math:`a_j = 0`. ``psi`` carries the full gradient of
-    :math:`\varphi / (c\,e^{\operatorname{stop}(a)})`. Unchecked (trusted inputs).
+    ``a`` of shape ``(..., L)`` is detached and ``-inf`` for a padded key; ``psi`` carries
+    the full gradient of :math:`\varphi / (c\,e^{\operatorname{stop}(a)})` through the
+    factor :math:`e^{a - \operatorname{stop}(a)}`. Exponential maps: :math:`a_j` is the row
+    maximum of the exponent, so :math:`0 < \psi \le 1`. Unchecked (trusted inputs).
     """
-    if name in EXPONENTIAL:
+    spec = feature_map(name)
+    if spec.exponent_signs is not None:
         exponent = key_exponent(name, x, projection, mask, scale)
         log_scale = exponent.amax(dim=-1).detach()
         return exponent.sub_(finite_or(log_scale, 0.0)[..., None]).exp_(), log_scale
-    wx = torch.matmul(x, _directions(name, projection, scale))
-    if name == "relu":
-        psi, log_scale = torch.relu(wx), wx.new_zeros(wx.shape[:-1])
-    else:
-        half = (0.5 * scale * scale) * x.square().sum(dim=-1, keepdim=True)
-        stop = half.detach()
-        psi = torch.cat([torch.cos(wx), torch.sin(wx)], dim=-1) * torch.exp(half - stop)
-        log_scale = stop.squeeze(-1)
+    params = x.new_zeros(0) if params is None else params
+    psi, log_scale = spec.torch_split()(
+        _logits(x, projection, scale), _half_sq_norms(x, scale), params, True
+    )
+    stop = log_scale.detach()
+    psi = psi * torch.exp(log_scale - stop)[..., None]
     if mask is not None:
-        log_scale = log_scale.masked_fill(mask, float("-inf"))
-    return psi, log_scale
+        stop = stop.masked_fill(mask, float("-inf"))
+    return psi, stop

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,37 +41,17 @@ import torch
 from torch import nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
-from favor._validation import as_generator, check_choice, check_positive_int
-from favor.attention import DEFAULT_N_COMPONENTS, check_projection_shape
-from favor.attention import _check_flag as check_flag
-from favor.sampling import SAMPLERS, draw_projection
+from favor._validation import as_generator, check_choice, check_flag, check_positive_int
+from favor.decoding import DecodingState
+from favor.registry import FEATURE_MAPS, SAMPLERS
+from favor.sampling import DEFAULT_N_COMPONENTS, check_projection_shape, draw_projection
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
 from favor.torch._masks import causal_from_attn_mask, padding_mask
 from favor.torch.attention import favor_core, normalise
-from favor.torch.features import FEATURE_MAP_NAMES, key_features, query_features
+from favor.torch.features import key_features, query_features
 
 __all__ = ["DecodingState", "FavorAttention"]
-
-
-@dataclass
-class DecodingState:
-    """The carried prefix state of a causal :class:`FavorAttention` during decoding.
-
-    Attributes
-    ----------
-    kv : torch.Tensor of shape (batch, num_heads, m', head_dim + 1)
-        :math:`\\sum_{j<t} e^{a_j - R} \\psi(k_j) (v_j, 1)^T`, the scaled numerator state
-        with the normaliser as its last column (``m'`` is the feature width).
-    log_scale : torch.Tensor of shape (batch, num_heads)
-        The running log-scale :math:`R` (the maximum key log-scale seen so far).
-    position : int
-        Number of tokens consumed.
-    """
-
-    kv: torch.Tensor
-    log_scale: torch.Tensor
-    position: int = 0
 
 
 def _no_fused_fast_path(module: nn.Module, args: Any) -> None:
@@ -227,7 +206,7 @@ class FavorAttention(nn.Module):
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.batch_first = check_flag("batch_first", batch_first)
         self.causal = check_flag("causal", causal)
-        self.features = check_choice("features", features, FEATURE_MAP_NAMES)
+        self.features = check_choice("features", features, FEATURE_MAPS)
         self.per_head = check_flag("per_head", per_head)
         if isinstance(projection, str):
             self.sampler: str | None = check_choice("projection", projection, SAMPLERS)
@@ -753,7 +732,7 @@ class FavorAttention(nn.Module):
         batch_size = check_positive_int("batch_size", batch_size)
         work = compute_dtype(self.out_proj.weight.dtype)
         device = self.projection.device if device is None else device
-        width = self.n_components * (2 if self.features in ("hyperbolic", "trigonometric") else 1)
+        width = FEATURE_MAPS[self.features].width(self.n_components)
         kv = torch.zeros(
             batch_size, self.num_heads, width, self.head_dim + 1, dtype=work, device=device
         )

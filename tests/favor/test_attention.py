@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from favor import estimate_attention_error, favor_attention, softmax_attention
-from favor.features import FEATURE_MAPS
+from favor.registry import FEATURE_MAPS
 from favor.sampling import draw_projection
 from tests.conftest import readonly
 from tests.reference import attention_error_reference
@@ -18,7 +18,7 @@ def _explicit(q, k, v, w, features, *, causal=False, mask=None):
     """D^-1 A_hat V with A_hat built from favor.features maps (no stabiliser), float64."""
     spec = FEATURE_MAPS[features]
     s = q.shape[-1] ** -0.25
-    a_hat = spec.function(q * s, w) @ np.swapaxes(spec.function(k * s, w), -1, -2)
+    a_hat = spec(q * s, w) @ np.swapaxes(spec(k * s, w), -1, -2)
     if causal:
         a_hat = np.tril(a_hat)
     if mask is not None:
@@ -67,10 +67,10 @@ def test_masked_equals_explicit_estimator(features, causal, rng):
 def test_drawn_projection_is_draw_projection(rng):
     q, k, v = _inputs(rng)
     w = draw_projection("orthogonal", 16, 8, rng=np.random.default_rng(3))
-    out = favor_attention(q, k, v, n_components=16, random_state=3)
+    out = favor_attention(q, k, v, n_components=16, rng=3)
     np.testing.assert_array_equal(out, favor_attention(q, k, v, projection=w))
     iid = draw_projection("iid", 16, 8, rng=np.random.default_rng(3))
-    out = favor_attention(q, k, v, n_components=16, random_state=3, projection="iid")
+    out = favor_attention(q, k, v, n_components=16, rng=3, projection="iid")
     np.testing.assert_array_equal(out, favor_attention(q, k, v, projection=iid))
 
 
@@ -116,12 +116,12 @@ def test_all_keys_padded_gives_zero_rows(rng):
     mask = np.zeros((2, 13), dtype=bool)
     mask[1] = True
     for causal in (False, True):
-        out = favor_attention(q, k, v, random_state=0, key_padding_mask=mask, causal=causal)
+        out = favor_attention(q, k, v, rng=0, key_padding_mask=mask, causal=causal)
         assert np.all(out[1] == 0)
         assert np.all(np.isfinite(out))
     mask = np.zeros((2, 13), dtype=bool)
     mask[:, :4] = True  # causal queries 0-3 see nothing
-    out = favor_attention(q, k, v, random_state=0, key_padding_mask=mask, causal=True)
+    out = favor_attention(q, k, v, rng=0, key_padding_mask=mask, causal=True)
     assert np.all(out[:, :4] == 0)
     assert np.all(np.abs(out[:, 4:]).sum(axis=-1) > 0)
 
@@ -159,7 +159,7 @@ def test_per_head_uses_one_projection_per_head(rng):
         np.testing.assert_allclose(out[:, h], alone, rtol=0, atol=1e-13)
     drawn = draw_projection("orthogonal", 7, 8, rng=np.random.default_rng(5), n_heads=3)
     np.testing.assert_array_equal(
-        favor_attention(q, k, v, n_components=7, random_state=5, per_head=True),
+        favor_attention(q, k, v, n_components=7, rng=5, per_head=True),
         favor_attention(q, k, v, projection=drawn, per_head=True),
     )
 
@@ -190,7 +190,7 @@ def test_finite_for_large_norms_float32(features, causal, rng):
     k[:, 7] *= 30 / np.linalg.norm(k[:, 7], axis=-1, keepdims=True)
     v = rng.standard_normal((2, 50, d))
     args = (q.astype(np.float32), k.astype(np.float32), v.astype(np.float32))
-    out = favor_attention(*args, features=features, causal=causal, random_state=0)
+    out = favor_attention(*args, features=features, causal=causal, rng=0)
     assert np.all(np.isfinite(out))
     if features != "trigonometric":  # positive weights: a convex combination of the values
         assert np.all(np.abs(out) <= np.abs(v).max() * (1 + 1e-5))
@@ -200,14 +200,14 @@ def test_finite_for_large_norms_float32(features, causal, rng):
     ("kwargs", "match"),
     [
         ({"features": "cosine"}, "features"),
-        ({"projection": "gaussian"}, "projection"),
+        ({"projection": "rbf"}, "projection"),
         ({"projection": np.ones((4, 3))}, "projection"),
         ({"projection": np.ones((4, 8)), "n_components": 5}, "n_components"),
         ({"n_components": 0}, "n_components"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"causal": "yes"}, "causal"),
         ({"per_head": 1}, "per_head"),
-        ({"random_state": "seed"}, "random_state"),
+        ({"rng": "seed"}, "rng"),
         ({"key_padding_mask": np.zeros((2, 3, 13))}, "key_padding_mask"),
         ({"key_padding_mask": np.zeros((2, 3, 12), dtype=bool)}, "key_padding_mask"),
         ({"key_padding_mask": np.zeros((3, 13), dtype=bool)}, "key_padding_mask"),
@@ -279,7 +279,7 @@ def test_accuracy_beats_uniform_where_attention_is_peaked():
             q, k, v = make(rng)
             exact = softmax_attention(q, k, v)
             uniform = np.broadcast_to(v.mean(axis=0), exact.shape)
-            approx = favor_attention(q, k, v, random_state=seed)
+            approx = favor_attention(q, k, v, rng=seed)
             diffs.append(_relative_error(uniform, exact) - _relative_error(approx, exact))
         diffs = np.array(diffs)
         return diffs.mean() / (diffs.std(ddof=1) / np.sqrt(len(diffs)))
@@ -312,7 +312,7 @@ def test_accuracy_at_least_textbook_favor():
             q, k, v = (0.5 * rng.standard_normal((64, 32)) for _ in range(3))
             exact = softmax_attention(q, k, v)
             w_iid = rng.standard_normal((256, 32))
-            ours = favor_attention(q, k, v, n_components=m_ours, random_state=rng)
+            ours = favor_attention(q, k, v, n_components=m_ours, rng=rng)
             text = _textbook_favor(q, k, v, w_iid)
             diffs.append(_relative_error(ours, exact) - _relative_error(text, exact))
         diffs = np.array(diffs)
@@ -400,10 +400,10 @@ def test_blas_and_numba_threads_are_controlled_together(rng, monkeypatch):
     monkeypatch.setattr(jit, "bidirectional_attention", spy)
     q, k, v = _inputs(rng)
     before = numba.get_num_threads()
-    favor_attention(q, k, v, random_state=0)
+    favor_attention(q, k, v, rng=0)
     assert seen["blas"] == {1}  # each Numba thread calls single-threaded BLAS
     assert 1 <= seen["numba"] <= min(before, 6)  # 6 (batch, head) groups
     assert numba.get_num_threads() == before
     with threadpool_limits(limits=1, user_api="blas"):
-        favor_attention(q, k, v, random_state=0)
+        favor_attention(q, k, v, rng=0)
     assert seen["numba"] == 1  # a user's BLAS limit caps the Numba threads too

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from favor import decode_step, favor_attention, init_decoding_state
-from favor.features import FEATURE_MAPS
+from favor.registry import FEATURE_MAPS
 from favor.sampling import draw_projection
 
 
@@ -28,11 +28,11 @@ def _decode_all(state, q, k, v, mask=None):
 def test_decoding_equals_causal(features, rng):
     q, k, v = (0.5 * rng.standard_normal((2, 3, 9, 6)) for _ in range(3))
     state = init_decoding_state(
-        6, 6, batch_shape=(2, 3), n_components=8, random_state=4, features=features
+        6, 6, batch_shape=(2, 3), n_components=8, rng=4, features=features
     )
     decoded, final = _decode_all(state, q, k, v)
     full = favor_attention(
-        q, k, v, causal=True, n_components=8, random_state=4, features=features, chunk_size=4
+        q, k, v, causal=True, n_components=8, rng=4, features=features, chunk_size=4
     )
     np.testing.assert_allclose(decoded, full, rtol=0, atol=1e-12)
     assert final.position == 9
@@ -56,7 +56,7 @@ def test_decoding_equals_causal_with_growing_log_scale_and_padding(rng):
 def test_decoding_per_head_and_float32(rng):
     q, k, v = (0.5 * rng.standard_normal((2, 3, 7, 4)).astype(np.float32) for _ in range(3))
     state = init_decoding_state(
-        4, 4, batch_shape=(2, 3), n_components=5, random_state=2, per_head=True, dtype=np.float32
+        4, 4, batch_shape=(2, 3), n_components=5, rng=2, per_head=True, dtype=np.float32
     )
     np.testing.assert_array_equal(
         state.projection,
@@ -64,12 +64,12 @@ def test_decoding_per_head_and_float32(rng):
     )
     decoded, _ = _decode_all(state, q, k, v)
     assert decoded.dtype == np.float32
-    full = favor_attention(q, k, v, causal=True, n_components=5, random_state=2, per_head=True)
+    full = favor_attention(q, k, v, causal=True, n_components=5, rng=2, per_head=True)
     np.testing.assert_allclose(decoded, full, rtol=1e-5, atol=1e-5)
 
 
 def test_decode_step_does_not_modify_the_state(rng):
-    state = init_decoding_state(4, 3, n_components=4, random_state=0)
+    state = init_decoding_state(4, 3, n_components=4, rng=0)
     out, new = decode_step(
         state, rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(3)
     )
@@ -80,7 +80,7 @@ def test_decode_step_does_not_modify_the_state(rng):
 
 
 def test_state_size_is_constant(rng):
-    state = init_decoding_state(4, 3, batch_shape=(2,), n_components=4, random_state=0)
+    state = init_decoding_state(4, 3, batch_shape=(2,), n_components=4, rng=0)
     sizes = set()
     for _ in range(5):
         _, state = decode_step(state, *(rng.standard_normal((2, n)) for n in (4, 4, 3)))
@@ -97,7 +97,7 @@ def test_bad_decoding_arguments_raise(rng):
         init_decoding_state(4, 3, dtype=np.int32)
     with pytest.raises(ValueError, match="features"):
         init_decoding_state(4, 3, features="cos")
-    state = init_decoding_state(4, 3, batch_shape=(2,), random_state=0)
+    state = init_decoding_state(4, 3, batch_shape=(2,), rng=0)
     good = [rng.standard_normal((2, n)) for n in (4, 4, 3)]
     with pytest.raises(ValueError, match="query"):
         decode_step(state, good[0][:, :3], good[1], good[2])

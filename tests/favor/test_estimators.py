@@ -24,9 +24,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
 
+import favor._threads
 import favor.estimators
+import favor.features
 from favor import FavorSampler
-from favor.features import FEATURE_MAPS
+from favor.registry import FEATURE_MAPS
 from tests.conftest import readonly
 
 KERNELS = ("rbf", "softmax")
@@ -119,8 +121,8 @@ def test_transform_equals_feature_map_on_rescaled_inputs(kernel, features, proje
         kernel, gamma=gamma, features=features, projection=projection, n_components=6
     ).fit(x)
     scale = np.sqrt(2 * gamma) if kernel == "rbf" else np.sqrt(gamma)
-    form = "gaussian" if kernel == "rbf" else "softmax"
-    expected = FEATURE_MAPS[features].function(scale * y, est.projection_, kernel=form)
+    form = "rbf" if kernel == "rbf" else "softmax"
+    expected = FEATURE_MAPS[features](scale * y, est.projection_, kernel=form)
     np.testing.assert_allclose(est.transform(y), expected, rtol=1e-12, atol=1e-15)
 
 
@@ -302,11 +304,11 @@ def test_thread_limits_do_not_change_the_output_and_are_restored():
 
     x = np.random.default_rng(4).standard_normal((600, 16))  # 76800 outputs: parallel loop
     est = FavorSampler(n_components=64, random_state=0).fit(x)
-    assert 600 * 128 >= favor.estimators._PARALLEL_MIN_SIZE
+    assert 600 * 128 >= favor.features._PARALLEL_MIN_SIZE
     before = numba.get_num_threads()
     full = est.transform(x)
     with threadpool_limits(limits=1, user_api="blas"):
-        assert favor.estimators._jit_thread_count() == 1
+        assert favor._threads.jit_thread_count() == 1
         single = est.transform(x)
     np.testing.assert_allclose(single, full, rtol=1e-13, atol=1e-15)
     assert numba.get_num_threads() == before
@@ -391,7 +393,7 @@ def test_docstring_examples_run():
         ("gamma", True),
         ("features", "relu"),
         ("features", "cos"),
-        ("projection", "gaussian"),
+        ("projection", "rbf"),
         ("n_components", 0),
         ("n_components", 1.5),
         ("n_components", "10"),

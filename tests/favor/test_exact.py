@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.metrics.pairwise import rbf_kernel as sklearn_rbf_kernel
 
-from favor import arccos_kernel, gaussian_kernel, softmax_attention, softmax_kernel
+from favor import arccos_kernel, rbf_kernel, softmax_attention, softmax_kernel
 from tests.conftest import readonly
 
 
@@ -19,10 +19,10 @@ def points():
 
 
 @pytest.mark.parametrize("gamma", [0.01, 0.5, 2.0])
-def test_gaussian_kernel_matches_sklearn_rbf_kernel(points, gamma):
+def test_rbf_kernel_matches_sklearn(points, gamma):
     x, y = points
     np.testing.assert_allclose(
-        gaussian_kernel(x, y, gamma=gamma), rbf_kernel(x, y, gamma=gamma), rtol=1e-12
+        rbf_kernel(x, y, gamma=gamma), sklearn_rbf_kernel(x, y, gamma=gamma), rtol=1e-12
     )
 
 
@@ -34,7 +34,7 @@ def test_kernels_match_direct_formulas(points):
         assert softmax_kernel(x, y, gamma=gamma)[i, j] == pytest.approx(
             math.exp(gamma * sum(a * b for a, b in zip(xi, yj, strict=True))), rel=1e-13
         )
-        assert gaussian_kernel(x, y, gamma=gamma)[i, j] == pytest.approx(
+        assert rbf_kernel(x, y, gamma=gamma)[i, j] == pytest.approx(
             math.exp(-gamma * sum((a - b) ** 2 for a, b in zip(xi, yj, strict=True))), rel=1e-13
         )
         nx, ny = math.hypot(*xi), math.hypot(*yj)
@@ -43,12 +43,12 @@ def test_kernels_match_direct_formulas(points):
         assert arccos_kernel(x, y)[i, j] == pytest.approx(expected, rel=1e-12)
 
 
-def test_softmax_and_gaussian_kernels_are_related_by_the_norm_factors(points):
+def test_softmax_and_rbf_kernels_are_related_by_the_norm_factors(points):
     # formulas §1.1 [A4]: SM(x, y) = exp(|x|^2/2) K_gauss(x, y) exp(|y|^2/2).
     x, y = points
     hx = np.exp(0.5 * (x**2).sum(1))[:, None]
     hy = np.exp(0.5 * (y**2).sum(1))[None, :]
-    np.testing.assert_allclose(softmax_kernel(x, y), hx * gaussian_kernel(x, y) * hy, rtol=1e-12)
+    np.testing.assert_allclose(softmax_kernel(x, y), hx * rbf_kernel(x, y) * hy, rtol=1e-12)
 
 
 def test_arccos_kernel_diagonal_and_zero_vector():
@@ -63,7 +63,7 @@ def test_kernels_support_batch_axes_and_float32(points):
     x, y = points
     xb = np.stack([x, 2 * x]).astype(np.float32)
     yb = np.stack([y, y]).astype(np.float32)
-    out = gaussian_kernel(xb, yb, gamma=0.3)
+    out = rbf_kernel(xb, yb, gamma=0.3)
     assert out.shape == (2, 6, 3)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[1], rbf_kernel(2 * x, y, gamma=0.3), rtol=1e-5)
@@ -114,14 +114,14 @@ def test_softmax_attention_large_logits_do_not_overflow():
     np.testing.assert_allclose(out, np.eye(2), atol=1e-12)
 
 
-@pytest.mark.parametrize("fn", [softmax_kernel, gaussian_kernel])
+@pytest.mark.parametrize("fn", [softmax_kernel, rbf_kernel])
 @pytest.mark.parametrize("gamma", [0, -1.0, np.inf, np.nan, "1", True])
 def test_invalid_gamma_names_the_argument(fn, gamma, points):
     with pytest.raises(ValueError, match="gamma"):
         fn(*points, gamma=gamma)
 
 
-@pytest.mark.parametrize("fn", [softmax_kernel, gaussian_kernel, arccos_kernel])
+@pytest.mark.parametrize("fn", [softmax_kernel, rbf_kernel, arccos_kernel])
 def test_invalid_points_name_the_argument(fn, points):
     x, y = points
     with pytest.raises(ValueError, match="x and y must have the same last axis"):

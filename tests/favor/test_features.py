@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from favor.features import FEATURE_MAPS, random_features
+from favor.features import random_features
+from favor.registry import FEATURE_MAPS
 from favor.sampling import iid_projection, orthogonal_projection
 from tests.conftest import readonly
 
@@ -46,7 +47,7 @@ def _collapsed(name: str, kernel: str, x, y, w) -> np.ndarray:
     # positive: Lambda * mean exp(w.z); hyperbolic: Lambda * mean cosh(w.z), where the
     # Gaussian forms multiply by a further exp(-(|x|^2 + |y|^2) / 2) (formulas §1.1).
     factor = np.exp(-(sx + sy.T) / 2)
-    if kernel == "gaussian":
+    if kernel == "rbf":
         factor = factor * np.exp(-(sx + sy.T) / 2)
     inner = np.exp(z @ w.T) if name == "positive" else np.cosh(z @ w.T)
     return factor * inner.mean(axis=-1)
@@ -59,8 +60,8 @@ CASES = [(name, kernel) for name, spec in FEATURE_MAPS.items() for kernel in spe
 def test_dot_products_equal_collapsed_formulas(name, kernel, pair):
     x, y, w = pair
     spec = FEATURE_MAPS[name]
-    phi_x = spec.function(x, w, kernel=kernel)
-    phi_y = spec.function(y, w, kernel=kernel)
+    phi_x = spec(x, w, kernel=kernel)
+    phi_y = spec(y, w, kernel=kernel)
     assert phi_x.shape == (5, spec.outputs_per_projection * w.shape[0])
     np.testing.assert_allclose(phi_x @ phi_y.T, _collapsed(name, kernel, x, y, w), rtol=1e-12)
     if spec.nonnegative:
@@ -70,8 +71,8 @@ def test_dot_products_equal_collapsed_formulas(name, kernel, pair):
 @pytest.mark.parametrize(("name", "kernel"), CASES)
 def test_float32_matches_float64_and_keeps_dtype(name, kernel, pair):
     x, _, w = pair
-    f64 = FEATURE_MAPS[name].function(x, w, kernel=kernel)
-    f32 = FEATURE_MAPS[name].function(x.astype(np.float32), w, kernel=kernel)
+    f64 = FEATURE_MAPS[name](x, w, kernel=kernel)
+    f32 = FEATURE_MAPS[name](x.astype(np.float32), w, kernel=kernel)
     assert f32.dtype == np.float32
     np.testing.assert_allclose(f32, f64, rtol=2e-5, atol=1e-6)
 
@@ -80,10 +81,12 @@ def test_float32_matches_float64_and_keeps_dtype(name, kernel, pair):
 def test_compute_and_registry_dispatch_agree_and_batch_axes_work(name, kernel, pair):
     x, _, w = pair
     spec = FEATURE_MAPS[name]
-    expected = spec.function(x, w, kernel=kernel)
-    np.testing.assert_array_equal(spec.compute(np.asarray(x), np.asarray(w), kernel), expected)
-    np.testing.assert_array_equal(random_features(x, w, feature_map=name, kernel=kernel), expected)
-    batched = spec.function(np.stack([x, x]), w, kernel=kernel)
+    expected = spec(x, w, kernel=kernel)
+    formula = spec.numpy_formula()
+    unchecked = formula(np.asarray(x), np.asarray(w), kernel, 1.0, np.zeros(0), False)
+    np.testing.assert_array_equal(unchecked, expected)
+    np.testing.assert_array_equal(random_features(x, w, features=name, kernel=kernel), expected)
+    batched = spec(np.stack([x, x]), w, kernel=kernel)
     np.testing.assert_allclose(batched[1], expected, rtol=1e-14)
 
 
@@ -92,14 +95,14 @@ def test_exponential_maps_do_not_overflow_for_large_norms():
     w = iid_projection(16, 4, rng=0)
     for name in ("positive", "hyperbolic"):
         with np.errstate(over="raise"):
-            out = FEATURE_MAPS[name].function(x, w, kernel="softmax")
+            out = FEATURE_MAPS[name](x, w, kernel="softmax")
         assert np.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", ["trigonometric", "positive", "hyperbolic", "relu"])
 def test_invalid_inputs_name_the_argument(name, pair):
     x, _, w = pair
-    fn = FEATURE_MAPS[name].function
+    fn = FEATURE_MAPS[name]
     with pytest.raises(ValueError, match="x must contain only finite"):
         fn(np.full((2, 6), np.nan), w)
     with pytest.raises(ValueError, match="x must be a float32 or float64"):
@@ -108,8 +111,8 @@ def test_invalid_inputs_name_the_argument(name, pair):
         fn(x, w[:, :5])
     with pytest.raises(ValueError, match="kernel"):
         fn(x, w, kernel="laplacian")
-    with pytest.raises(ValueError, match="feature_map"):
-        random_features(x, w, feature_map="cosine")
+    with pytest.raises(ValueError, match="features"):
+        random_features(x, w, features="cosine")
 
 
 # --- unbiasedness of positive orthogonal softmax features -------------------------------
@@ -122,9 +125,7 @@ def _mean_z(x, y, sampler, n_replicates: int, seed: int) -> float:
     estimates = np.empty(n_replicates)
     for r in range(n_replicates):
         w = sampler(d, d, rng)
-        estimates[r] = FEATURE_MAPS["positive"].compute(x, w, "softmax") @ (
-            FEATURE_MAPS["positive"].compute(y, w, "softmax")
-        )
+        estimates[r] = FEATURE_MAPS["positive"](x, w) @ FEATURE_MAPS["positive"](y, w)
     sem = estimates.std(ddof=1) / np.sqrt(n_replicates)
     return (estimates.mean() - np.exp(x @ y)) / sem
 

@@ -1,4 +1,4 @@
-"""Every jit function of favor._jit.attention against its loop twin in tests/reference.py."""
+"""Every jit function of favor._jit.attention and favor._jit.feature_rows against its loop twin."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from favor._jit import attention as jit
+from favor._jit import feature_rows as rows_jit
+from favor.registry import FEATURE_MAPS
 from tests.reference import (
-    KINDS,
+    BUILTIN_MAPS,
     causal_state_update_reference,
     exp_nonpositive_reference,
     favor_attention_reference,
@@ -25,7 +27,7 @@ def test_exp_nonpositive_matches_math_exp(dtype, rng):
         [-rng.exponential(5.0, 300), [0.0, -1e-30, -0.5, -86.9, -707.0], -rng.uniform(0, 80, 50)]
     ).astype(dtype)
     out = np.empty_like(x)
-    jit.exp_nonpositive(x, out, np.empty_like(x))
+    rows_jit.exp_nonpositive(x, out, np.empty_like(x))
     expected = exp_nonpositive_reference(x)
     # Below the normal range the jit version returns exactly 0 by design.
     floor = -87.0 if dtype == np.float32 else -708.0
@@ -38,7 +40,7 @@ def test_exp_nonpositive_matches_math_exp(dtype, rng):
 def test_exp_nonpositive_flushes_below_normal_range(dtype):
     x = np.array([-88.0, -100.0, -800.0, -np.inf], dtype=dtype)
     out = np.empty_like(x)
-    jit.exp_nonpositive(x, out, np.empty_like(x))
+    rows_jit.exp_nonpositive(x, out, np.empty_like(x))
     if dtype == np.float32:
         assert np.all(out == 0)
     else:
@@ -47,18 +49,17 @@ def test_exp_nonpositive_flushes_below_normal_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_feature_rows_matches_reference(kind, dtype, rng):
+@pytest.mark.parametrize("name", BUILTIN_MAPS)
+def test_feature_rows_matches_reference(name, dtype, rng):
     n, m = 5, 6
     logits = (3 * rng.standard_normal((n, m))).astype(dtype)
     hsq = rng.uniform(0, 2, n).astype(dtype)
-    width = 2 * m if KINDS[kind] in (1, 2) else m
+    width = FEATURE_MAPS[name].width(m)
     out = np.empty((n, width), dtype=dtype)
     log_scale = np.empty(n, dtype=dtype)
-    jit.feature_rows(
-        logits, hsq, KINDS[kind], out, log_scale, np.empty(2 * m, dtype), np.empty(2 * m, dtype)
-    )
-    expected, expected_scale = feature_rows_reference(logits, hsq, KINDS[kind])
+    work = np.empty(width, dtype), np.empty(width, dtype)
+    FEATURE_MAPS[name].jit_rows()(logits, hsq, np.zeros(0), True, out, log_scale, *work)
+    expected, expected_scale = feature_rows_reference(logits, hsq, name)
     np.testing.assert_allclose(out, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
     np.testing.assert_allclose(log_scale, expected_scale, rtol=RTOL[dtype], atol=RTOL[dtype])
 
@@ -104,7 +105,7 @@ def _group_inputs(rng, dtype, n_groups=3, n_queries=11, n_keys=11, d=4, d_v=3, m
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", BUILTIN_MAPS)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("chunk", [1, 4, 16])
 def test_attention_scans_match_reference(chunk, causal, kind, dtype, rng):
@@ -116,7 +117,9 @@ def test_attention_scans_match_reference(chunk, causal, kind, dtype, rng):
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     out = np.empty((q.shape[0], n_queries, v.shape[-1]), dtype=dtype)
     kernel = jit.causal_attention if causal else jit.bidirectional_attention
-    kernel(q, k, v, wt, proj_index, padded, 0.5 * scale**2, KINDS[kind], chunk, out)
+    spec = FEATURE_MAPS[kind]
+    rows, width = spec.jit_rows(), spec.width(w.shape[1])
+    kernel(q, k, v, wt, proj_index, padded, 0.5 * scale**2, rows, np.zeros(0), width, chunk, out)
     expected = favor_attention_reference(
         q, k, v, w, kind, causal=causal, padded=padded, proj_index=proj_index
     )

@@ -12,13 +12,8 @@ import pytest
 import scipy.stats
 
 from favor.features import positive_features
-from favor.sampling import (
-    SAMPLERS,
-    draw_projection,
-    haar_orthogonal,
-    iid_projection,
-    orthogonal_projection,
-)
+from favor.registry import SAMPLERS
+from favor.sampling import draw_projection, iid_projection, orthogonal_projection
 
 Z_CRIT = 5.0  # two-sided N(0,1) tail 5.7e-7
 
@@ -57,9 +52,16 @@ def test_draw_projection_per_head_stacks_independent_draws():
         np.testing.assert_array_equal(heads[h], orthogonal_projection(4, 4, rng=rng))
 
 
+def _haar_block(n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """One orthogonal block of the production sampler, rows rescaled to unit length."""
+    return orthogonal_projection(n_features, n_features, norms="fixed", rng=rng) / np.sqrt(
+        n_features
+    )
+
+
 @pytest.mark.parametrize("d", [1, 2, 5, 16])
 def test_haar_block_rows_are_orthonormal(d):
-    block = haar_orthogonal(d, np.random.default_rng(d))
+    block = _haar_block(d, np.random.default_rng(d))
     np.testing.assert_allclose(block @ block.T, np.eye(d), rtol=0, atol=1e-12)
 
 
@@ -103,7 +105,7 @@ def test_haar_entry_signs_are_symmetric():
 
     16 entries, each |z| >= 5.5 (rate 3.8e-8 each, 6e-7 for the family).
     """
-    z = _sign_z_scores(haar_orthogonal, 4, 4000, seed=11)
+    z = _sign_z_scores(_haar_block, 4, 4000, seed=11)
     assert np.abs(z).max() < 5.5, z
 
 
@@ -186,7 +188,7 @@ def test_invalid_norms_projection_and_rng_name_the_argument():
     with pytest.raises(ValueError, match="norms"):
         orthogonal_projection(3, 3, norms="unit")
     with pytest.raises(ValueError, match="projection"):
-        draw_projection("gaussian", 3, 3)
+        draw_projection("rbf", 3, 3)
     with pytest.raises(ValueError, match="rng"):
         iid_projection(3, 3, rng="seed")
     with pytest.raises(ValueError, match="n_heads"):

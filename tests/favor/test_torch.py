@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import favor  # noqa: E402
-from favor.features import FEATURE_MAPS  # noqa: E402
+from favor.registry import FEATURE_MAPS  # noqa: E402
 from favor.sampling import draw_projection  # noqa: E402
 from favor.torch import favor_attention, random_features, softmax_attention  # noqa: E402
 from favor.torch._causal import (  # noqa: E402
@@ -47,8 +47,8 @@ def _reference(q, k, v, w, name, causal, mask=None):
     """D^-1 A_hat V with favor.features maps, explicit (float64)."""
     spec = FEATURE_MAPS[name]
     scale = q.shape[-1] ** -0.25
-    phi_q = spec.compute(q * scale, w, spec.kernels[0])
-    phi_k = spec.compute(k * scale, w, spec.kernels[0])
+    phi_q = spec(q * scale, w)
+    phi_k = spec(k * scale, w)
     a = phi_q @ np.swapaxes(phi_k, -1, -2)
     if causal:
         a = np.tril(a)
@@ -67,7 +67,7 @@ def _reference(q, k, v, w, name, causal, mask=None):
 def test_parity_float64_with_numpy_engine(rng, name, causal, masked):
     q, k, v, mask = _data(rng)
     mask = mask if masked else None
-    kw = {"n_components": 16, "causal": causal, "random_state": 7, "features": name}
+    kw = {"n_components": 16, "causal": causal, "rng": 7, "features": name}
     expected = favor.favor_attention(q, k, v, key_padding_mask=mask, **kw)
     tq, tk, tv, tm = _t(q, k, v, mask)
     got = favor_attention(tq, tk, tv, key_padding_mask=tm, chunk_size=8, **kw)
@@ -83,7 +83,7 @@ def test_parity_float32_with_numpy_engine(rng, name, causal):
     # (the float64 test above covers that map).
     q, k, v, mask = (x.astype(np.float32) for x in _data(rng))
     mask = mask.astype(bool)
-    kw = {"n_components": 32, "causal": causal, "random_state": 1, "features": name}
+    kw = {"n_components": 32, "causal": causal, "rng": 1, "features": name}
     expected = favor.favor_attention(q, k, v, key_padding_mask=mask, **kw)
     tq, tk, tv, tm = _t(q, k, v, mask)
     got = favor_attention(tq, tk, tv, key_padding_mask=tm, **kw)
@@ -106,7 +106,7 @@ def test_matches_explicit_reference(rng, name, causal):
 
 def test_per_head_parity_with_numpy_engine(rng):
     q, k, v, _ = _data(rng)
-    kw = {"n_components": 8, "random_state": 2, "per_head": True, "causal": True}
+    kw = {"n_components": 8, "rng": 2, "per_head": True, "causal": True}
     expected = favor.favor_attention(q, k, v, **kw)
     got = favor_attention(*_t(q, k, v), **kw)
     assert _rel(got.numpy(), expected) <= 1e-10
@@ -145,8 +145,8 @@ def test_projection_equals_numpy_draw_for_a_seed():
 def test_top_level_dispatch_returns_tensors(rng):
     q, k, v, mask = _data(rng, shape=(2, 1, 9, 4))
     tq, tk, tv, tm = _t(q, k, v, mask)
-    got = favor.favor_attention(tq, tk, tv, key_padding_mask=tm, random_state=0, causal=True)
-    direct = favor_attention(tq, tk, tv, key_padding_mask=tm, random_state=0, causal=True)
+    got = favor.favor_attention(tq, tk, tv, key_padding_mask=tm, rng=0, causal=True)
+    direct = favor_attention(tq, tk, tv, key_padding_mask=tm, rng=0, causal=True)
     assert isinstance(got, torch.Tensor)
     assert torch.equal(got, direct)
     exact = favor.softmax_attention(tq, tk, tv, causal=True)
@@ -158,8 +158,8 @@ def test_feature_maps_match_numpy(rng, name):
     x = rng.standard_normal((3, 5, 6)) * 0.5
     w = draw_projection("iid", 7, 6, rng=rng)
     for kernel in FEATURE_MAPS[name].kernels:
-        expected = FEATURE_MAPS[name].function(x, w, kernel=kernel)
-        got = random_features(*_t(x, w), feature_map=name, kernel=kernel)
+        expected = FEATURE_MAPS[name](x, w, kernel=kernel)
+        got = random_features(*_t(x, w), features=name, kernel=kernel)
         np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-14)
 
 
@@ -177,9 +177,9 @@ def test_approximates_exact_attention(rng):
     q, k, v, _ = _data(rng, shape=(1, 2, 64, 8), scale=0.5)
     tq, tk, tv = _t(q, k, v)
     exact = softmax_attention(tq, tk, tv)
-    err = (favor_attention(tq, tk, tv, n_components=1024, random_state=0) - exact).abs().max()
+    err = (favor_attention(tq, tk, tv, n_components=1024, rng=0) - exact).abs().max()
     bad = (
-        (favor_attention(tq, tk, tv, n_components=1024, random_state=0) - tv.mean(-2, keepdim=True))
+        (favor_attention(tq, tk, tv, n_components=1024, rng=0) - tv.mean(-2, keepdim=True))
         .abs()
         .max()
     )
@@ -226,7 +226,7 @@ def test_gradcheck_full_jacobian_causal_positive():
             n_components=4,
             causal=True,
             key_padding_mask=mask,
-            random_state=0,
+            rng=0,
             chunk_size=3,
         )
 
@@ -268,7 +268,7 @@ def test_fully_padded_rows_have_zero_output_and_finite_gradients():
     mask[0] = True  # every key of batch 0 padded
     mask[1, 0, :2] = True  # causal: the first two queries of batch 1 see nothing
     for causal in (False, True):
-        out = favor_attention(q, k, v, key_padding_mask=mask, causal=causal, random_state=0)
+        out = favor_attention(q, k, v, key_padding_mask=mask, causal=causal, rng=0)
         assert not out[0].any()
         if causal:
             assert not out[1, :, :2].any()
@@ -332,7 +332,7 @@ def test_no_future_leak_to_the_last_bit(rng, parallel, name):
                     tv,
                     causal=True,
                     key_padding_mask=tm,
-                    random_state=5,
+                    rng=5,
                     chunk_size=8,
                     features=name,
                 )
@@ -369,9 +369,9 @@ def test_huge_future_key_does_not_underflow_the_past(rng):
     q, k, v, _ = _data(rng, shape=(1, 1, 32, 8))
     k[..., 30, :] *= 300.0
     tq, tk, tv = _t(q, k, v)
-    full = favor_attention(tq, tk, tv, causal=True, random_state=0)
+    full = favor_attention(tq, tk, tv, causal=True, rng=0)
     head = favor_attention(
-        tq[..., :30, :], tk[..., :30, :], tv[..., :30, :], causal=True, random_state=0
+        tq[..., :30, :], tk[..., :30, :], tv[..., :30, :], causal=True, rng=0
     )
     torch.testing.assert_close(full[..., :30, :], head, rtol=1e-12, atol=1e-12)
     assert torch.isfinite(full).all()
@@ -387,14 +387,14 @@ def test_padding_equals_truncation(rng, causal):
     mask = np.zeros((2, 1, 30), dtype=bool)
     mask[..., keep:] = True
     tq, tk, tv, tm = _t(q, k, v, mask)
-    padded = favor_attention(tq, tk, tv, key_padding_mask=tm, causal=causal, random_state=3)
+    padded = favor_attention(tq, tk, tv, key_padding_mask=tm, causal=causal, rng=3)
     if causal:
         short = favor_attention(
-            tq[..., :keep, :], tk[..., :keep, :], tv[..., :keep, :], causal=True, random_state=3
+            tq[..., :keep, :], tk[..., :keep, :], tv[..., :keep, :], causal=True, rng=3
         )
         torch.testing.assert_close(padded[..., :keep, :], short, rtol=1e-12, atol=1e-12)
     else:
-        short = favor_attention(tq, tk[..., :keep, :], tv[..., :keep, :], random_state=3)
+        short = favor_attention(tq, tk[..., :keep, :], tv[..., :keep, :], rng=3)
         torch.testing.assert_close(padded, short, rtol=1e-12, atol=1e-12)
 
 
@@ -408,8 +408,8 @@ def test_padded_keys_leave_the_normaliser(rng):
     tk2[..., 3, :] *= 50
     tv2 = tv.clone()
     tv2[..., 3, :] = 1e6
-    a = favor_attention(tq, tk, tv, key_padding_mask=tm, random_state=0)
-    b = favor_attention(tq, tk2, tv2, key_padding_mask=tm, random_state=0)
+    a = favor_attention(tq, tk, tv, key_padding_mask=tm, rng=0)
+    b = favor_attention(tq, tk2, tv2, key_padding_mask=tm, rng=0)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -423,14 +423,14 @@ def test_half_precision_is_finite_and_close(dtype, causal):
     # Logits around 40: exp overflows float16 (max 65504 ~ e^11) if computed in half.
     q, k = (torch.randn(2, 2, 64, 16, generator=g) * 4 for _ in range(2))
     v = torch.randn(2, 2, 64, 16, generator=g)
-    ref = favor_attention(q, k, v, causal=causal, random_state=0)
-    got = favor_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal, random_state=0)
+    ref = favor_attention(q, k, v, causal=causal, rng=0)
+    got = favor_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal, rng=0)
     assert torch.isfinite(ref).all()
     assert got.dtype == dtype
     assert torch.isfinite(got).all()
     # The gap comes from rounding the inputs to half precision, not from the arithmetic.
     ref_rounded = favor_attention(
-        q.to(dtype).float(), k.to(dtype).float(), v.to(dtype).float(), causal=causal, random_state=0
+        q.to(dtype).float(), k.to(dtype).float(), v.to(dtype).float(), causal=causal, rng=0
     )
     tol = 2.0**-7 if dtype == torch.bfloat16 else 2.0**-10
     assert (got.float() - ref_rounded).abs().max() <= tol * ref_rounded.abs().max()
@@ -442,7 +442,7 @@ def test_half_precision_gradients_are_finite():
         (torch.randn(1, 2, 40, 8, generator=g) * 3).to(torch.bfloat16).requires_grad_(True)
         for _ in range(3)
     )
-    favor_attention(q, k, v, causal=True, random_state=0).float().square().sum().backward()
+    favor_attention(q, k, v, causal=True, rng=0).float().square().sum().backward()
     for x in (q, k, v):
         assert x.grad.dtype == torch.bfloat16
         assert torch.isfinite(x.grad).all()
@@ -500,7 +500,7 @@ def test_bad_inputs_raise_value_errors(mutate, match):
             {"key_padding_mask": torch.zeros(3, 5, dtype=torch.bool)},
             "key_padding_mask must have shape",
         ),
-        ({"random_state": -1}, "random_state must be a non-negative"),
+        ({"rng": -1}, "rng must be a non-negative"),
     ],
 )
 def test_bad_options_raise_value_errors(kwargs, match):

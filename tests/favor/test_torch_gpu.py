@@ -35,7 +35,7 @@ def test_projection_is_identical_on_cuda():
 @pytest.mark.parametrize("features", ["positive", "trigonometric"])
 def test_cuda_matches_cpu_in_float64(causal, features):
     q, k, v, mask = _data()
-    kw = {"causal": causal, "features": features, "n_components": 24, "random_state": 1}
+    kw = {"causal": causal, "features": features, "n_components": 24, "rng": 1}
     ref = favor_attention(q, k, v, key_padding_mask=mask, **kw)
     got = favor_attention(q.cuda(), k.cuda(), v.cuda(), key_padding_mask=mask.cuda(), **kw)
     assert got.device.type == "cuda"
@@ -47,8 +47,8 @@ def test_no_future_leak_on_the_parallel_path():
     k2, v2 = k.clone(), v.clone()
     k2[..., 77:, :] *= 5
     v2[..., 77:, :] -= 2
-    a = favor_attention(q, k, v, causal=True, random_state=0)
-    b = favor_attention(q, k2, v2, causal=True, random_state=0)
+    a = favor_attention(q, k, v, causal=True, rng=0)
+    b = favor_attention(q, k2, v2, causal=True, rng=0)
     assert torch.equal(a[..., :77, :], b[..., :77, :])
 
 
@@ -70,7 +70,7 @@ def test_gradcheck_on_cuda(causal):
             n_components=6,
             causal=causal,
             key_padding_mask=mask,
-            random_state=0,
+            rng=0,
             chunk_size=4,
         )
 
@@ -82,15 +82,15 @@ def test_half_precision_finite_on_cuda(dtype):
     q, k, v, _ = _data(shape=(2, 4, 512, 32), dtype=torch.float32)
     q, k, v = (x.cuda() * 4 for x in (q, k, v))
     for causal in (False, True):
-        ref = favor_attention(q, k, v, causal=causal, random_state=0)
-        got = favor_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal, random_state=0)
+        ref = favor_attention(q, k, v, causal=causal, rng=0)
+        got = favor_attention(q.to(dtype), k.to(dtype), v.to(dtype), causal=causal, rng=0)
         assert got.dtype == dtype
         assert torch.isfinite(ref).all()
         assert torch.isfinite(got).all()
 
 
 def test_module_on_cuda_decodes_like_the_forward_pass():
-    layer = FavorAttention(32, 4, batch_first=True, n_components=16, causal=True, random_state=0)
+    layer = FavorAttention(32, 4, batch_first=True, n_components=16, causal=True, rng=0)
     layer = layer.cuda().double()
     g = torch.Generator().manual_seed(5)
     x = torch.randn(2, 40, 32, generator=g, dtype=torch.float64).cuda()

@@ -42,7 +42,7 @@ def test_stacked_evaluation_equals_one_call_per_trial(feature_map, sampler, m):
     )
     child = np.random.SeedSequence(seed).spawn(1)[0]
     w = montecarlo.draw_projections(sampler, m, d, n, np.random.default_rng(child))
-    fn = favor.FEATURE_MAPS[feature_map].function
+    fn = favor.registry.FEATURE_MAPS[feature_map]
     direct = np.array(
         [np.sum(fn(x, w[b], kernel=kernel) * fn(y, w[b], kernel=kernel), axis=1) for b in range(n)]
     )
@@ -67,7 +67,7 @@ def test_gram_estimates_agree_with_kernel_estimates():
         pts[[2]],
         feature_map="trigonometric",
         sampler="orthogonal",
-        kernel="gaussian",
+        kernel="rbf",
         n_components=4,
         n_trials=20,
         seed=3,

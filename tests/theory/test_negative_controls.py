@@ -7,9 +7,13 @@ iid rows where orthogonality is claimed, non-orthogonal coupling in the exact ch
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
+import favor.registry
 import favor.sampling
 from theory.registry import CLAIMS, run_claim
 
@@ -27,6 +31,17 @@ def test_negative_control_fails(claim_id, control):
 _ORIGINAL_ORTHOGONAL = favor.sampling.orthogonal_projection
 
 
+def _shadow_orthogonal(sampler):
+    """Register ``sampler(m, d, *, rng)`` as "orthogonal" inside a with block (the hook)."""
+    spec = favor.registry.SAMPLERS["orthogonal"]
+    draw = functools.partial(_call_sampler, sampler)
+    return favor.registry.register_sampler(dataclasses.replace(spec, draw=draw), replace=True)
+
+
+def _call_sampler(sampler, n_components, n_features, rng):
+    return sampler(n_components, n_features, rng=rng)
+
+
 def _fixed_norm_orthogonal(n_components, n_features, *, norms="chi", rng=None):
     # Ignores the requested norms: every row gets length sqrt(d).
     return _ORIGINAL_ORTHOGONAL(n_components, n_features, norms="fixed", rng=rng)
@@ -36,23 +51,23 @@ def _fixed_norm_orthogonal(n_components, n_features, *, norms="chi", rng=None):
 def test_fixed_norm_orthogonal_sampler_makes_the_run_fail(monkeypatch):
     # The issue's acceptance test: replace the registered orthogonal sampler (and the
     # module attribute) by one with fixed sqrt(d) norms; the orthogonal claims must fail.
-    monkeypatch.setitem(favor.sampling.SAMPLERS, "orthogonal", _fixed_norm_orthogonal)
     monkeypatch.setattr(favor.sampling, "orthogonal_projection", _fixed_norm_orthogonal)
-    for claim_id in ("U3", "U12", "V6", "C1"):
-        result = run_claim(claim_id)
-        assert not result.passed, str(result)
-    from theory.__main__ import main
+    with _shadow_orthogonal(_fixed_norm_orthogonal):
+        for claim_id in ("U3", "U12", "V6", "C1"):
+            result = run_claim(claim_id)
+            assert not result.passed, str(result)
+        from theory.__main__ import main
 
-    assert main(["--claims", "U3,V2"]) == 1
+        assert main(["--claims", "U3,V2"]) == 1
 
 
 @pytest.mark.statistical
-def test_unsigned_qr_sampler_is_caught_by_the_orthogonal_claims(monkeypatch):
+def test_unsigned_qr_sampler_is_caught_by_the_orthogonal_claims():
     from theory.controls import unsigned_orthogonal_projection
 
-    monkeypatch.setitem(favor.sampling.SAMPLERS, "orthogonal", unsigned_orthogonal_projection)
-    assert not run_claim("U3").passed
-    assert not run_claim("V5").passed
+    with _shadow_orthogonal(unsigned_orthogonal_projection):
+        assert not run_claim("U3").passed
+        assert not run_claim("V5").passed
 
 
 def test_controls_are_what_they_claim():
@@ -65,7 +80,7 @@ def test_controls_are_what_they_claim():
     w = fixed_norm_sampler("iid")(5, 3, rng=0)
     np.testing.assert_allclose(np.linalg.norm(w, axis=1), np.sqrt(3))
     x = np.ones((1, 3))
-    base = favor.FEATURE_MAPS["positive"].function(x, w)
+    base = favor.registry.FEATURE_MAPS["positive"](x, w)
     np.testing.assert_allclose(scaled_feature_map("positive")(x, w, "softmax"), 1.05 * base)
     q = unsigned_orthogonal_projection(3, 3, rng=1)
     directions = q / np.linalg.norm(q, axis=1, keepdims=True)
