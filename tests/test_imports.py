@@ -29,7 +29,7 @@ LAYERS = {
     "favor.sampling": 3,
     "favor.exact": 3,
     "favor.features": 3,
-    "favor._jit": 3,
+    "favor._jit": 2,
     "favor.couplings": 3.5,  # coupled samplers: build on favor.sampling's Haar blocks
     "favor.kernels": 3.7,  # Laplacian / Matern exact kernels and spectral laws
     "favor.gerf": 3.8,  # fitted GERF maps (oprf, saderf): parameters and jit-input augmentation
