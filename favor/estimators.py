@@ -329,14 +329,17 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             The fitted transformer (``self``).
         """
         if isinstance(self.gamma, (bool, np.bool_)):
-            raise ValueError(f"gamma must be 'scale' or a positive finite float, got {self.gamma!r}")
+            raise ValueError(
+                f"gamma must be 'scale' or a positive finite float, got {self.gamma!r}"
+            )
         spec = kernel(self.kernel)
         features = spec.default_features if self.features == "auto" else self.features
         if spec.feature_kernel not in FEATURE_MAPS[features].kernels:
             raise ValueError(
                 f"features={features!r} does not estimate kernel={self.kernel!r}; use one of "
                 + ", ".join(
-                    repr(n) for n in _transformer_maps()
+                    repr(n)
+                    for n in _transformer_maps()
                     if spec.feature_kernel in FEATURE_MAPS[n].kernels
                 )
             )
@@ -352,8 +355,9 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.projection_ = weights.astype(X.dtype, copy=False)
         fmap = FEATURE_MAPS[features]
         self.params_ = fmap.fit_params(
-            None if fmap.params is None else np.asarray(X.todense() if hasattr(X, "todense") else X)
-            * self.scale_,
+            None
+            if fmap.params is None
+            else np.asarray(X.todense() if hasattr(X, "todense") else X) * self.scale_,
             weights,
         )
         self._n_features_out = fmap.width(self.n_components)

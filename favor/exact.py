@@ -192,9 +192,7 @@ def softmax_attention(
     >>> softmax_attention(q, k, v, causal=True)[0].tolist()
     [1.0, 0.0]
     """
-    q, k, v, mask = check_attention_inputs(
-        queries, keys, values, key_padding_mask, causal=causal
-    )
+    q, k, v, mask = check_attention_inputs(queries, keys, values, key_padding_mask, causal=causal)
     d = q.shape[-1]
     logits = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(1.0 / np.sqrt(d))
     visible = np.ones(logits.shape[-2:], dtype=bool)

@@ -277,7 +277,7 @@ def gerf_features(x: Any, projection: Any, *, a: float, kernel: str = "softmax")
         Projection rows :math:`\omega_r` (marginally :math:`\mathcal N(0, I_d)`).
     a : float
         :math:`A < 1/4` (finite variance needs :math:`A < 1/8`).
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         Which kernel the dot products estimate.
 
     Returns
@@ -289,7 +289,7 @@ def gerf_features(x: Any, projection: Any, *, a: float, kernel: str = "softmax")
 
     x = check_float_array("x", x, min_ndim=1)
     w = check_projection(projection, x.shape[-1])
-    check_choice("kernel", kernel, ("softmax", "gaussian"))
+    check_choice("kernel", kernel, ("softmax", "rbf"))
     a = float(a)
     if not np.isfinite(a) or a >= 0.25:
         raise ValueError(f"a must be a finite number below 1/4, got {a!r}")

@@ -48,6 +48,8 @@ __all__ = [
     "DEFAULT_N_COMPONENTS",
     "check_projection_shape",
     "draw_projection",
+    "haar_blocks",
+    "haar_orthogonal",
     "iid_projection",
     "orthogonal_projection",
     "resolve_projection",
@@ -62,18 +64,58 @@ def draw_iid(n_components: int, n_features: int, rng: np.random.Generator) -> np
     return rng.standard_normal((n_components, n_features))
 
 
+def haar_blocks(n_blocks: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    r"""Draw ``n_blocks`` independent Haar-distributed ``d x d`` orthogonal matrices (rows orthonormal).
+
+    One batched QR of Gaussian blocks :math:`G = QR`, each :math:`Q` multiplied column by
+    column by :math:`\operatorname{sign} R_{jj}` (Mezzadri 2007); without the correction the
+    result is not Haar (formulas §3.1). The Gaussian stream is drawn in C order, so block
+    ``b`` is what the ``b``-th of ``n_blocks`` one-block calls would give.
+
+    Parameters
+    ----------
+    n_blocks : int
+        Number of blocks.
+    n_features : int
+        The dimension :math:`d`.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_blocks, n_features, n_features)
+        Orthogonal matrices whose rows are the projection directions of each block.
+    """
+    gaussian = rng.standard_normal((n_blocks, n_features, n_features))
+    q, r = np.linalg.qr(gaussian)
+    signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+    return np.swapaxes(q * signs[:, None, :], -1, -2)
+
+
+def haar_orthogonal(n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw one Haar-distributed ``d x d`` orthogonal matrix (one block of :func:`haar_blocks`).
+
+    Parameters
+    ----------
+    n_features : int
+        The dimension :math:`d`.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_features, n_features)
+        An orthogonal matrix whose rows are the projection directions of one block.
+    """
+    return haar_blocks(1, n_features, rng)[0]
+
+
 def draw_orthogonal(
     n_components: int, n_features: int, rng: np.random.Generator, norms: str = "chi"
 ) -> np.ndarray:
     """Unchecked draw of the ``"orthogonal"`` sampler (see :func:`orthogonal_projection`)."""
     n_blocks = -(-n_components // n_features)
-    # All blocks in one batched QR of independent Gaussian blocks, each Q sign-corrected
-    # column by column: Q diag(sign R_jj) is Haar (Mezzadri 2007; formulas §3.1).
-    gaussian = rng.standard_normal((n_blocks, n_features, n_features))
-    q, r = np.linalg.qr(gaussian)
-    signs = np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-    directions = np.swapaxes(q * signs[:, None, :], -1, -2).reshape(-1, n_features)
-    directions = directions[:n_components]
+    directions = haar_blocks(n_blocks, n_features, rng).reshape(-1, n_features)[:n_components]
     if norms == "chi":
         lengths = np.sqrt(rng.chisquare(n_features, size=n_components))
     else:

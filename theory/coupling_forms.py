@@ -198,7 +198,7 @@ def mse_simplex(
     if feature == "positive":
         var1 = float(positive_single_variance(x, y))
     elif feature == "trigonometric":
-        var1 = float(m * mse_trigonometric(x, y, m, kernel="gaussian"))
+        var1 = float(m * mse_trigonometric(x, y, m, kernel="rbf"))
     else:
         raise ValueError(f"feature must be 'positive' or 'trigonometric', got {feature!r}")
     cov = orthogonal_pair_covariance(x, y, feature=feature, cosine=-1.0 / (d - 1)) if pairs else 0.0

@@ -81,7 +81,7 @@ def gaussian_constant_features(x: np.ndarray, w: np.ndarray, a: float) -> np.nda
     """
     from favor.gerf import gerf_features
 
-    return gerf_features(x, w, a=a, kernel="gaussian")
+    return gerf_features(x, w, a=a, kernel="rbf")
 
 
 def _estimates(

@@ -303,7 +303,13 @@ def favor_attention(
         n_heads = q.shape[-3]
     work = compute_dtype(q.dtype)
     w = resolve_projection(
-        projection, n_components, q.shape[-1], rng, n_heads, dtype=work, device=q.device,
+        projection,
+        n_components,
+        q.shape[-1],
+        rng,
+        n_heads,
+        dtype=work,
+        device=q.device,
         features=name,
     )
     # A per-head (H, m, d) projection broadcasts against (..., H, L, d) inputs in matmul.

@@ -184,7 +184,9 @@ def _public(name: str, kernels: str, doc: str) -> Any:
         return random_features(x, projection, features=name, kernel=kernel)
 
     feature_map_function.__name__ = feature_map_function.__qualname__ = f"{name}_features"
-    feature_map_function.__doc__ = doc + f"""
+    feature_map_function.__doc__ = (
+        doc
+        + f"""
 Parameters
 ----------
 x : torch.Tensor of shape (..., d)
@@ -199,6 +201,7 @@ Returns
 torch.Tensor
     The features, differentiable in ``x`` and ``projection``.
 """
+    )
     return feature_map_function
 
 

@@ -27,9 +27,7 @@ def _decode_all(state, q, k, v, mask=None):
 @pytest.mark.parametrize("features", list(FEATURE_MAPS))
 def test_decoding_equals_causal(features, rng):
     q, k, v = (0.5 * rng.standard_normal((2, 3, 9, 6)) for _ in range(3))
-    state = init_decoding_state(
-        6, 6, batch_shape=(2, 3), n_components=8, rng=4, features=features
-    )
+    state = init_decoding_state(6, 6, batch_shape=(2, 3), n_components=8, rng=4, features=features)
     decoded, final = _decode_all(state, q, k, v)
     full = favor_attention(
         q, k, v, causal=True, n_components=8, rng=4, features=features, chunk_size=4

@@ -47,7 +47,7 @@ def test_gerf_features_match_the_formula(rng):
         )
     # A = 0 is FAVOR+'s positive map; the Gaussian kernel subtracts |x|^2 instead.
     np.testing.assert_allclose(gerf_features(x, w, a=0.0), positive_features(x, w), rtol=1e-13)
-    g = gerf_features(x, w, a=-0.1, kernel="gaussian")
+    g = gerf_features(x, w, a=-0.1, kernel="rbf")
     half = 0.5 * np.sum(x * x, axis=-1, keepdims=True)
     np.testing.assert_allclose(g, gerf_features(x, w, a=-0.1) * np.exp(-half), rtol=1e-13)
 

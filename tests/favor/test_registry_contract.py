@@ -179,7 +179,9 @@ def test_torch_public_maps_equal_numpy_formula(name):
     rng = np.random.default_rng(3)
     x, w = 0.7 * rng.standard_normal((2, 4, 5)), rng.standard_normal((6, 5))
     for kernel in spec.kernels:
-        got = random_features(torch.from_numpy(x), torch.from_numpy(w), features=name, kernel=kernel)
+        got = random_features(
+            torch.from_numpy(x), torch.from_numpy(w), features=name, kernel=kernel
+        )
         np.testing.assert_allclose(got.numpy(), spec(x, w, kernel=kernel), rtol=1e-12)
 
 

@@ -13,7 +13,12 @@ import scipy.stats
 
 from favor.features import positive_features
 from favor.registry import SAMPLERS
-from favor.sampling import draw_projection, iid_projection, orthogonal_projection
+from favor.sampling import (
+    draw_projection,
+    haar_orthogonal,
+    iid_projection,
+    orthogonal_projection,
+)
 
 Z_CRIT = 5.0  # two-sided N(0,1) tail 5.7e-7
 
@@ -63,6 +68,8 @@ def _haar_block(n_features: int, rng: np.random.Generator) -> np.ndarray:
 def test_haar_block_rows_are_orthonormal(d):
     block = _haar_block(d, np.random.default_rng(d))
     np.testing.assert_allclose(block @ block.T, np.eye(d), rtol=0, atol=1e-12)
+    # haar_orthogonal (used by favor.couplings) is the same draw as the production blocks.
+    np.testing.assert_allclose(haar_orthogonal(d, np.random.default_rng(d)), block, atol=1e-15)
 
 
 @pytest.mark.parametrize(("m", "d"), [(4, 4), (6, 4), (13, 5), (3, 7)])

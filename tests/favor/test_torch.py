@@ -370,9 +370,7 @@ def test_huge_future_key_does_not_underflow_the_past(rng):
     k[..., 30, :] *= 300.0
     tq, tk, tv = _t(q, k, v)
     full = favor_attention(tq, tk, tv, causal=True, rng=0)
-    head = favor_attention(
-        tq[..., :30, :], tk[..., :30, :], tv[..., :30, :], causal=True, rng=0
-    )
+    head = favor_attention(tq[..., :30, :], tk[..., :30, :], tv[..., :30, :], causal=True, rng=0)
     torch.testing.assert_close(full[..., :30, :], head, rtol=1e-12, atol=1e-12)
     assert torch.isfinite(full).all()
 
