@@ -7,7 +7,8 @@ Causal FAVOR+ attention at position :math:`t` only needs the prefix sums
 .. math::
     \hat o_t = \frac{\varphi(q_t)^T S_t}{\varphi(q_t)^T z_t}.
 
-A :class:`DecodingState` carries :math:`(S, z)` together with a running log-scale
+A :class:`DecodingState` carries :math:`(S, z)` (as one array, :math:`z` the last column)
+together with a running log-scale
 :math:`c_t = \max_{j \le t} r_j` (the key stabiliser of :mod:`favor.attention`):
 :math:`S` and :math:`z` are stored multiplied by :math:`e^{-c_t}`, and when a new key
 raises :math:`c` the stored sums are rescaled by :math:`e^{c_{old} - c_{new}}`, as the
@@ -38,37 +39,42 @@ __all__ = ["DecodingState", "decode_step", "init_decoding_state"]
 class DecodingState:
     r"""The prefix state of causal FAVOR+ attention after ``position`` tokens.
 
+    One class for both backends: :func:`decode_step` carries NumPy arrays in it, and
+    :meth:`favor.torch.FavorAttention.decode` tensors (with the projection in the layer's
+    buffer, so ``projection`` is None there).
+
     Attributes
     ----------
-    projection : numpy.ndarray of shape (P, m, d), float64
-        The unscaled projection(s) (P = number of heads with ``per_head``, else 1).
-    features : str
+    kv : array of shape (\*batch, width, d_v + 1)
+        :math:`e^{-c} \sum_{j \le t} \varphi(k_j) (v_j, 1)^T`: the numerator state with the
+        normaliser :math:`e^{-c} \sum_{j \le t} \varphi(k_j)` as its last column (width
+        ``m``, or ``2m`` for the hyperbolic and trigonometric maps; constant factors of the
+        map cancel).
+    log_scale : array of shape (\*batch,)
+        The running log-scale :math:`c` (the largest key log-scale seen; ``-inf``, or a very
+        negative stand-in on torch, while no key has been seen).
+    position : int, default=0
+        Number of tokens consumed.
+    projection : numpy.ndarray of shape (P, m, d), float64, optional
+        The unscaled projection(s) of :func:`decode_step` (P = number of heads with
+        ``per_head``, else 1).
+    features : str, default="positive"
         The feature map name (:data:`favor.registry.FEATURE_MAPS`).
-    per_head : bool
+    per_head : bool, default=False
         Whether the last batch axis indexes heads with their own projections.
-    prefix : numpy.ndarray of shape (\*batch, width, d_v)
-        :math:`e^{-c} \sum_{j \le t} \varphi(k_j) v_j^T` (width m, or 2m for the
-        hyperbolic and trigonometric maps; constant factors of the map omitted).
-    normaliser : numpy.ndarray of shape (\*batch, width)
-        :math:`e^{-c} \sum_{j \le t} \varphi(k_j)`.
-    log_scale : numpy.ndarray of shape (\*batch,), float64
-        The running log-scale :math:`c` (``-inf`` while no key has been seen).
-    position : int
-        Number of steps taken.
     """
 
-    projection: np.ndarray
-    features: str
-    per_head: bool
-    prefix: np.ndarray
-    normaliser: np.ndarray
-    log_scale: np.ndarray
-    position: int
+    kv: Any
+    log_scale: Any
+    position: int = 0
+    projection: np.ndarray | None = None
+    features: str = "positive"
+    per_head: bool = False
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
         """The leading (batch..., head) axes of every step's inputs."""
-        return self.log_scale.shape
+        return tuple(self.log_scale.shape)
 
 
 def init_decoding_state(
@@ -130,13 +136,12 @@ def init_decoding_state(
     )
     width = spec.width(w.shape[1])
     return DecodingState(
+        kv=np.zeros((*batch_shape, width, d_v + 1), dtype=dtype),
+        log_scale=np.full(batch_shape, -np.inf),
+        position=0,
         projection=w,
         features=features,
         per_head=per_head,
-        prefix=np.zeros((*batch_shape, width, d_v), dtype=dtype),
-        normaliser=np.zeros((*batch_shape, width), dtype=dtype),
-        log_scale=np.full(batch_shape, -np.inf),
-        position=0,
     )
 
 
@@ -163,7 +168,7 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
         logits = groups @ w[0].T
     logits = np.ascontiguousarray(logits)
     half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", groups, groups)).astype(x.dtype)
-    width = state.normaliser.shape[-1]
+    width = state.kv.shape[-2]
     rows = np.empty((groups.shape[0], width), dtype=x.dtype)
     log_scale = np.empty(groups.shape[0], dtype=x.dtype)
     work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
@@ -219,14 +224,17 @@ def decode_step(
     >>> bool(np.allclose(np.stack(rows), full, atol=1e-12))
     True
     """
-    if not isinstance(state, DecodingState):
-        raise ValueError(f"state must be a DecodingState, got {type(state).__name__}")
+    if not isinstance(state, DecodingState) or not isinstance(state.kv, np.ndarray):
+        raise ValueError(
+            f"state must be a DecodingState of NumPy arrays (from init_decoding_state), got "
+            f"{type(state).__name__}"
+        )
     batch = state.batch_shape
     d = state.projection.shape[-1]
-    dtype = state.prefix.dtype
+    dtype = state.kv.dtype
     q = _check_step("query", query, (*batch, d), dtype)
     k = _check_step("key", key, (*batch, d), dtype)
-    v = _check_step("value", value, (*batch, state.prefix.shape[-1]), dtype)
+    v = _check_step("value", value, (*batch, state.kv.shape[-1] - 1), dtype)
     keep = np.ones(batch, dtype=bool)
     if key_padding_mask is not None:
         mask = np.asarray(key_padding_mask)
@@ -246,19 +254,18 @@ def decode_step(
         carry = np.where(old == -np.inf, 0.0, np.exp(old - new)).astype(dtype)
         weight = np.where(r == -np.inf, 0.0, np.exp(r - new)).astype(dtype)
     k_rows = k_rows.reshape((*batch, -1)) * weight[..., None]
-    prefix = state.prefix * carry[..., None, None] + k_rows[..., :, None] * v[..., None, :]
-    normaliser = state.normaliser * carry[..., None] + k_rows
+    u = np.concatenate([v, np.ones((*batch, 1), dtype=dtype)], axis=-1)  # (v, 1)
+    kv = state.kv * carry[..., None, None] + k_rows[..., :, None] * u[..., None, :]
     q_rows = q_rows.reshape((*batch, -1))
-    numer = np.einsum("...w,...wv->...v", q_rows, prefix)
-    denom = np.einsum("...w,...w->...", q_rows, normaliser)[..., None]
+    y = np.einsum("...w,...wv->...v", q_rows, kv)
+    numer, denom = y[..., :-1], y[..., -1:]
     out = np.where(denom != 0, numer / np.where(denom != 0, denom, 1), 0).astype(dtype)
     new_state = DecodingState(
+        kv=kv,
+        log_scale=new,
+        position=state.position + 1,
         projection=state.projection,
         features=state.features,
         per_head=state.per_head,
-        prefix=prefix,
-        normaliser=normaliser,
-        log_scale=new,
-        position=state.position + 1,
     )
     return out, new_state

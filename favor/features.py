@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from favor._dispatch import dispatch
 from favor.registry import FEATURE_MAPS, feature_map
 
 __all__ = [
@@ -200,6 +201,7 @@ def relu(
 # --------------------------------------------------------------------------- public maps
 
 
+@dispatch
 def trigonometric_features(
     x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
 ) -> np.ndarray:
@@ -231,6 +233,7 @@ def trigonometric_features(
     return FEATURE_MAPS["trigonometric"](x, projection, kernel=kernel)
 
 
+@dispatch
 def positive_features(
     x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
 ) -> np.ndarray:
@@ -261,6 +264,7 @@ def positive_features(
     return FEATURE_MAPS["positive"](x, projection, kernel=kernel)
 
 
+@dispatch
 def hyperbolic_features(
     x: ArrayLike, projection: ArrayLike, *, kernel: Literal["softmax", "rbf"] = "softmax"
 ) -> np.ndarray:
@@ -292,6 +296,7 @@ def hyperbolic_features(
     return FEATURE_MAPS["hyperbolic"](x, projection, kernel=kernel)
 
 
+@dispatch
 def relu_features(
     x: ArrayLike, projection: ArrayLike, *, kernel: Literal["arccos"] = "arccos"
 ) -> np.ndarray:
@@ -318,6 +323,7 @@ def relu_features(
     return FEATURE_MAPS["relu"](x, projection, kernel=kernel)
 
 
+@dispatch
 def random_features(
     x: ArrayLike,
     projection: ArrayLike,
@@ -326,6 +332,9 @@ def random_features(
     kernel: str | None = None,
 ) -> np.ndarray:
     """Apply the feature map registered under ``features`` in :data:`favor.registry.FEATURE_MAPS`.
+
+    Like every public map here, a call with a torch tensor among its arguments goes to
+    the twin of the same name in :mod:`favor.torch` (:mod:`favor._dispatch`).
 
     Parameters
     ----------

@@ -71,9 +71,9 @@ def test_decode_step_does_not_modify_the_state(rng):
     out, new = decode_step(
         state, rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(3)
     )
-    assert not state.prefix.any()
+    assert not state.kv.any()
     assert state.position == 0
-    assert new.prefix.any()
+    assert new.kv.any()
     assert out.shape == (3,)
 
 
@@ -82,8 +82,8 @@ def test_state_size_is_constant(rng):
     sizes = set()
     for _ in range(5):
         _, state = decode_step(state, *(rng.standard_normal((2, n)) for n in (4, 4, 3)))
-        sizes.add((state.prefix.shape, state.normaliser.shape, state.log_scale.shape))
-    assert sizes == {((2, 4, 3), (2, 4), (2,))}
+        sizes.add((state.kv.shape, state.log_scale.shape))
+    assert sizes == {((2, 4, 4), (2,))}
 
 
 def test_bad_decoding_arguments_raise(rng):
