@@ -244,9 +244,9 @@ def environment() -> dict:
 
 
 def _favor_jit_threads() -> int:
-    from favor.estimators import _jit_thread_count
+    from favor._threads import jit_thread_count
 
-    return _jit_thread_count()
+    return jit_thread_count()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,14 +6,13 @@ assert that it *fails*:
 
 * :func:`scaled_feature_map` -- features multiplied by a constant (1.05): the kernel
   estimate is off by :math:`1.05^2`;
-* :func:`epsilon_feature_map` -- :math:`\varphi + \varepsilon` (the official code's
-  numerical stabiliser, formulas §1.4): biases kernels and attention towards uniform;
 * :func:`unsigned_orthogonal_projection` -- orthogonal blocks from QR *without* the
   :math:`\operatorname{sign}(\operatorname{diag} R)` fix (not Haar; biases positive
   features, formulas §3.1 [C4a]);
 * :func:`fixed_norm_sampler` -- any sampler's rows rescaled to length :math:`\sqrt d`
   where chi norms are claimed (estimates SMREG / a Bessel-J kernel, formulas §2.5, 3.1);
-* :func:`epsilon_attention` -- FAVOR+ attention built from :func:`epsilon_feature_map`.
+* :func:`epsilon_attention` -- FAVOR+ attention with :math:`\varphi + \varepsilon` (the
+  official code's numerical stabiliser, formulas §1.4): biases attention towards uniform.
 
 These live in :mod:`theory` only; favor itself offers none of them.
 """
@@ -29,7 +28,6 @@ from theory.montecarlo import resolve_feature_map, resolve_sampler
 
 __all__ = [
     "epsilon_attention",
-    "epsilon_feature_map",
     "fixed_norm_sampler",
     "scaled_feature_map",
     "unsigned_orthogonal_projection",
@@ -57,29 +55,6 @@ def scaled_feature_map(name: str = "positive", factor: float = 1.05) -> Callable
         return factor * base(x, projection, kernel)
 
     return scaled
-
-
-def epsilon_feature_map(name: str = "positive", epsilon: float = 1e-3) -> Callable[..., np.ndarray]:
-    r"""Return favor's feature map ``name`` plus a constant ``epsilon`` in every feature.
-
-    Parameters
-    ----------
-    name : str, default="positive"
-        A ``favor.registry.FEATURE_MAPS`` key.
-    epsilon : float, default=1e-3
-        The added constant (the official Performer-ReLU default is 1e-3, formulas §1.4).
-
-    Returns
-    -------
-    callable
-        ``f(x, projection, kernel)``.
-    """
-    base = resolve_feature_map(name)
-
-    def shifted(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
-        return base(x, projection, kernel) + epsilon
-
-    return shifted
 
 
 def unsigned_orthogonal_projection(

@@ -6,7 +6,8 @@ element depending on the argument size, while the float32 ufuncs are SIMD and co
 about 0.6 ns. The fused ``(cos, sin) * scale`` loop below, run in parallel over rows,
 takes about 5-11 ns per output element in float64, 2-3x faster than the NumPy
 sequence ``cos``, ``sin``, ``*=``. In float32 NumPy wins (Numba calls the scalar libm
-there), so :class:`favor.estimators.FavorSampler` uses this function for float64 only.
+there), so the trigonometric map (:func:`favor.features.trigonometric`) uses this function
+for float64 only.
 
 Contract of every function here (``favor._jit`` rules): no validation, no RNG, NumPy
 arrays in and out, the preconditions listed in each docstring. The slow, obviously
@@ -58,7 +59,7 @@ def scaled_cos_sin(features: np.ndarray, row_scale: np.ndarray) -> None:
 def scaled_cos_sin_serial(features: np.ndarray, row_scale: np.ndarray) -> None:
     """Single-threaded :func:`scaled_cos_sin`: same contract, bit-for-bit identical output.
 
-    Used for inputs below ``favor.estimators._PARALLEL_MIN_SIZE`` elements, where waking
+    Used for inputs below ``favor.features._PARALLEL_MIN_SIZE`` elements, where waking
     the thread pool costs more than the loop.
 
     Parameters

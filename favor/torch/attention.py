@@ -93,12 +93,10 @@ def default_block_rows(lead: tuple[int, ...], width: int, device: torch.device) 
     """Rows per block of the bidirectional path.
 
     On CPU, about 2**24 feature entries (64 MiB in float32) per block; the whole sequence
-    on accelerators. Measured at L = 4096, 8 heads, m = 256 on the shared 2-core machine
-    the whole sequence as one block (2**23 entries) was 1.4x faster than blocks of 2**22
-    with two threads on the busy machine, where every op pays a thread-pool round trip,
-    and 1.5x slower than blocks of 2**21 with one thread, where fresh buffers above
-    glibc's mmap threshold cost page faults on every call. The cap bounds the working set at long L; without
-    autograd one buffer is reused by all blocks.
+    on accelerators. Fewer, larger blocks pay fewer thread-pool round trips per call;
+    the cap bounds the working set at long L (fresh buffers above glibc's mmap threshold
+    cost page faults on every call, so without autograd one buffer is reused by all
+    blocks).
     """
     if device.type != "cpu":
         return 1 << 62

@@ -38,9 +38,19 @@ COMBINATIONS = list(itertools.product(KERNELS, FEATURES, PROJECTIONS))
 
 
 def _all_estimators() -> list[FavorSampler]:
-    return [FavorSampler()] + [
-        FavorSampler(kernel, features=features, projection=projection)
-        for kernel, features, projection in COMBINATIONS
+    """One configuration per transform branch, not all kernel x map x sampler products.
+
+    The transform is the registered map's NumPy formula on ``scale_ * X``: the kernel only
+    sets the scale and the rbf/softmax form, the sampler only the fitted projection. These
+    cover the default, each map, each kernel form of the trigonometric row scale and of the
+    exponential shift, and both samplers; the exactness tests below run every combination.
+    """
+    return [
+        FavorSampler(),
+        FavorSampler("softmax"),
+        FavorSampler("softmax", features="trigonometric", projection="iid"),
+        FavorSampler("rbf", features="positive", projection="iid"),
+        FavorSampler("rbf", features="hyperbolic"),
     ]
 
 

@@ -236,7 +236,7 @@ def test_attention_first_order_matches_monte_carlo_at_large_m():
     [
         (lambda: cf.mse_positive(np.ones(3), np.ones(4), 2), "same d"),
         (lambda: cf.mse_positive(np.ones(3), np.ones(3), 0), "n_components"),
-        (lambda: cf.mse_trigonometric(np.ones(3), np.ones(3), 2, kernel="rbf"), "kernel"),
+        (lambda: cf.mse_trigonometric(np.ones(3), np.ones(3), 2, kernel="poly"), "kernel"),
         (lambda: cf.orthogonal_pair_covariance(np.ones(2), np.ones(2)), "at least 3"),
         (lambda: cf.orthogonal_pair_covariance(np.ones(3), np.ones(3), feature="relu"), "feature"),
         (lambda: cf.theorem2_mse_bound(np.ones(3), np.ones(3), 4), "n_components"),
