@@ -98,6 +98,7 @@ def favor_attention(
     features: str = "positive",
     per_head: bool = False,
     chunk_size: int | None = None,
+    feature_params: Any = None,
 ) -> Any:
     r"""FAVOR+ approximation of :func:`favor.softmax_attention` in linear time.
 
@@ -135,6 +136,11 @@ def favor_attention(
     chunk_size : int, optional
         Rows per chunk (default 512 bidirectional, 32 causal); changes speed and memory,
         not the result (beyond rounding).
+    feature_params : favor.gerf.GerfParameters, optional
+        Fixed parameters of ``"oprf"``/``"saderf"`` (from
+        :func:`favor.gerf.fit_feature_params` on calibration data); required with
+        ``causal=True``, where the sequence itself may not be used. Bidirectional calls
+        without it fit them per (batch..., head) group from the inputs (:mod:`favor.gerf`).
 
     Returns
     -------
@@ -200,10 +206,15 @@ def favor_attention(
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     dtype = q.dtype
     scale = d**-0.25
+    prepare = spec.attention_prepare()
+    if prepare is None and feature_params is not None:
+        raise ValueError(
+            f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
+        )
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
     # may not look at the data (an output would depend on later positions).
     data = None
-    if spec.params is not None and not causal:
+    if spec.params is not None and not causal and prepare is None:
         data = np.concatenate([q.reshape(-1, d), k.reshape(-1, d)]) * scale
     params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)
     # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
@@ -222,6 +233,14 @@ def favor_attention(
         padded = np.ascontiguousarray(
             np.broadcast_to(mask, (*lead, n_keys)).reshape(n_groups, n_keys)
         )
+    width = spec.width(w.shape[1])
+    if prepare is not None:
+        # Per-group fitted maps: rewrite inputs and projection for the positive scans.
+        qg, kg, w, proj_index = prepare(
+            features, feature_params, q, k, qg, kg, w, proj_index, padded, causal, scale
+        )
+        wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
+        rows, params = feature_map("positive").jit_rows(), np.zeros(0)
     out = np.empty((n_groups, n_queries, v.shape[-1]), dtype=dtype)
     from favor._jit import attention as jit
 
@@ -238,7 +257,7 @@ def favor_attention(
             0.5 * scale * scale,
             rows,
             params,
-            spec.width(w.shape[1]),
+            width,
             chunk,
             out,
         )

@@ -157,6 +157,14 @@ class FeatureMap:
         parameters (module docstring); None: no parameters.
     closed_forms : tuple of str, default=()
         Names of its exact formulas in ``theory.closed_forms`` (MSE, variance).
+    prepare : str or callable, optional
+        Attention-input hook for maps whose parameters are fitted per (batch..., head)
+        group or differ between queries and keys (``"oprf"``, ``"saderf"``):
+        ``prepare(features, feature_params, q, k, qg, kg, w, proj_index, padded, causal,
+        scale) -> (qg', kg', w', proj_index')`` rewrites the grouped inputs and the
+        projection so that the *positive* map's scans compute this map exactly
+        (:func:`favor.gerf.prepare_attention`); ``params`` then serves only the
+        single-projection uses (the NumPy map, ``FavorSampler``). None: no hook.
     """
 
     name: str
@@ -170,6 +178,7 @@ class FeatureMap:
     symmetric: bool = True
     params: str | Callable[..., np.ndarray] | None = None
     closed_forms: tuple[str, ...] = field(default=())
+    prepare: str | Callable[..., Any] | None = None
 
     def width(self, n_components: int) -> int:
         """Output width for ``n_components`` projection rows."""
@@ -192,6 +201,10 @@ class FeatureMap:
         if split is None:
             raise ValueError(f"features={self.name!r} has no torch form")
         return split
+
+    def attention_prepare(self) -> Callable[..., Any] | None:
+        """The attention-input hook, or None (see ``prepare``)."""
+        return _load(self.prepare)
 
     def fit_params(self, x: np.ndarray | None, projection: np.ndarray) -> np.ndarray:
         """Parameters from data ``x`` (None where the data may not be used), float64 1-D."""
@@ -316,6 +329,31 @@ _BUILTIN_FEATURE_MAPS = (
         jit="favor._jit.feature_rows:trigonometric",
         torch="favor.torch.features:trigonometric_split",
         closed_forms=("mse_trigonometric",),
+    ),
+    FeatureMap(
+        "oprf",
+        "favor.gerf:registry_formula",
+        1,
+        ("softmax", "rbf"),
+        nonnegative=True,
+        jit="favor._jit.gerf_rows:gerf",
+        torch="favor.torch.gerf:gerf_split",
+        params="favor.gerf:registry_params",
+        closed_forms=("gerf_single_variance", "mse_favorpp"),
+        prepare="favor.gerf:prepare_attention",
+    ),
+    FeatureMap(
+        "saderf",
+        "favor.gerf:registry_formula",
+        1,
+        ("softmax",),
+        nonnegative=True,
+        jit="favor._jit.gerf_rows:gerf",
+        torch="favor.torch.gerf:gerf_split",
+        symmetric=False,
+        params="favor.gerf:registry_params",
+        closed_forms=("gerf_single_variance", "saderf_psi"),
+        prepare="favor.gerf:prepare_attention",
     ),
     FeatureMap(
         "relu",

@@ -1,0 +1,139 @@
+"""OPRF and SADERF in favor_attention: identities against the explicit estimator, masks, causality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from favor import favor_attention
+from favor.gerf import GerfParameters, fit_gerf_parameters, gerf_features
+from favor.sampling import orthogonal_projection
+from tests.conftest import readonly
+
+MAPS = ["oprf", "saderf"]
+
+
+def _inputs(rng, shape=(2, 3), n=13, d=8, d_v=5, scale=0.5, dtype=np.float64):
+    q = (scale * rng.standard_normal((*shape, n, d))).astype(dtype)
+    k = (scale * rng.standard_normal((*shape, n, d)) + 0.2).astype(dtype)
+    v = rng.standard_normal((*shape, n, d_v)).astype(dtype)
+    return readonly(q), readonly(k), readonly(v)
+
+
+def _explicit(q, k, v, w, params, *, causal=False, mask=None):
+    """D^-1 A_hat V with A_hat from gerf_features per group, float64."""
+    s = q.shape[-1] ** -0.25
+    lead = q.shape[:-2]
+    a = np.broadcast_to(params.a, lead)
+    psi = None if params.psi is None else np.broadcast_to(params.psi, (*lead, q.shape[-1]))
+    out = np.empty((*lead, q.shape[-2], v.shape[-1]))
+    for idx in np.ndindex(*lead):
+        scale_q = s if psi is None else s * psi[idx]
+        scale_k = s if psi is None else s / psi[idx]
+        fq = gerf_features(q[idx] * scale_q, w, a=float(a[idx]))
+        fk = gerf_features(k[idx] * scale_k, w, a=float(a[idx]))
+        a_hat = fq @ fk.T
+        if causal:
+            a_hat = np.tril(a_hat)
+        if mask is not None:
+            a_hat = a_hat * ~np.broadcast_to(mask, (*lead, k.shape[-2]))[idx][None, :]
+        out[idx] = (a_hat @ v[idx]) / a_hat.sum(axis=-1, keepdims=True)
+    return out
+
+
+@pytest.mark.parametrize("features", MAPS)
+@pytest.mark.parametrize("chunk_size", [None, 1, 5])
+def test_bidirectional_equals_explicit_estimator(features, chunk_size, rng):
+    q, k, v = _inputs(rng)
+    w = rng.standard_normal((7, 8))
+    out = favor_attention(q, k, v, projection=w, features=features, chunk_size=chunk_size)
+    params = fit_gerf_parameters(q, k, features, scale=8**-0.25)
+    np.testing.assert_allclose(out, _explicit(q, k, v, w, params), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("features", MAPS)
+@pytest.mark.parametrize("chunk_size", [None, 1, 5])
+def test_causal_with_fixed_parameters_equals_explicit_estimator(features, chunk_size, rng):
+    q, k, v = _inputs(rng)
+    w = rng.standard_normal((7, 8))
+    cal_q, cal_k, _ = _inputs(rng, shape=(3,), n=40)
+    params = fit_gerf_parameters(cal_q, cal_k, features, scale=8**-0.25)  # per head
+    out = favor_attention(
+        q, k, v, projection=w, features=features, causal=True, chunk_size=chunk_size,
+        feature_params=params,
+    )  # fmt: skip
+    expected = _explicit(q, k, v, w, params, causal=True)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("features", MAPS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_masked_equals_explicit_estimator(features, causal, rng):
+    q, k, v = _inputs(rng)
+    w = rng.standard_normal((7, 8))
+    mask = rng.random((2, 1, 13)) < 0.3
+    mask[..., 0] = False
+    params = None
+    if causal:
+        params = fit_gerf_parameters(q[0], k[0], features, scale=8**-0.25)
+    out = favor_attention(
+        q, k, v, projection=w, features=features, causal=causal, key_padding_mask=mask,
+        feature_params=params,
+    )  # fmt: skip
+    if params is None:
+        # Padded keys take no part in the fit either.
+        weights = np.broadcast_to(~mask, (2, 3, 13)).astype(float)
+        params = fit_gerf_parameters(q, k, features, weights, scale=8**-0.25)
+    expected = _explicit(q, k, v, w, params, causal=causal, mask=mask)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 64])
+@pytest.mark.parametrize("features", MAPS)
+def test_causal_outputs_do_not_depend_on_the_future(features, chunk_size, rng):
+    q, k, v = _inputs(rng, shape=(2,), n=12)
+    w = rng.standard_normal((6, 8))
+    params = fit_gerf_parameters(q, k, features, scale=8**-0.25)
+    kwargs = {"projection": w, "features": features, "causal": True, "chunk_size": chunk_size}
+    base = favor_attention(q, k, v, feature_params=params, **kwargs)
+    for t in (0, 4, 7, 10):
+        q2, k2, v2 = q.copy(), k.copy(), v.copy()
+        q2[:, t + 1 :] = 6.0 * rng.standard_normal(q2[:, t + 1 :].shape)
+        k2[:, t + 1 :] = 6.0 * rng.standard_normal(k2[:, t + 1 :].shape)
+        v2[:, t + 1 :] = 100.0 * rng.standard_normal(v2[:, t + 1 :].shape)
+        out = favor_attention(q2, k2, v2, feature_params=params, **kwargs)
+        np.testing.assert_array_equal(out[:, : t + 1], base[:, : t + 1])
+        assert not np.array_equal(out[:, t + 1 :], base[:, t + 1 :])
+
+
+@pytest.mark.parametrize("features", MAPS)
+def test_causal_refuses_to_fit_on_the_sequence(features, rng):
+    q, k, v = _inputs(rng, shape=(2,))
+    with pytest.raises(ValueError, match="feature_params fixed in advance"):
+        favor_attention(q, k, v, features=features, causal=True, n_components=8)
+
+
+def test_feature_params_must_match(rng):
+    q, k, v = _inputs(rng, shape=(2,))
+    oprf = fit_gerf_parameters(q, k, "oprf")
+    with pytest.raises(ValueError, match="fitted for features='saderf'"):
+        favor_attention(q, k, v, features="saderf", feature_params=oprf, n_components=8)
+    bad = GerfParameters("oprf", np.zeros(5))
+    with pytest.raises(ValueError, match="broadcast"):
+        favor_attention(q, k, v, features="oprf", feature_params=bad, n_components=8)
+    with pytest.raises(ValueError, match="feature_params applies"):
+        favor_attention(q, k, v, features="positive", feature_params=oprf, n_components=8)
+
+
+@pytest.mark.parametrize("features", MAPS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_float32_close_to_float64_and_finite(features, causal, rng):
+    q, k, v = _inputs(rng, scale=3.0)
+    w = orthogonal_projection(16, 8, rng=rng)
+    params = fit_gerf_parameters(q, k, features, scale=8**-0.25) if causal else None
+    kw = {"projection": w, "features": features, "causal": causal, "feature_params": params}
+    out64 = favor_attention(q, k, v, **kw)
+    out32 = favor_attention(*(a.astype(np.float32) for a in (q, k, v)), **kw)
+    assert out32.dtype == np.float32
+    assert np.all(np.isfinite(out32))
+    np.testing.assert_allclose(out32, out64, rtol=0, atol=2e-4)
