@@ -25,6 +25,14 @@ of medians.
 
 Usage: ``python benchmarks/attention_accuracy.py [--seeds 24] [--quick] [--out DIR]``
 writes ``attention_accuracy.json`` and ``attention_accuracy.png`` to DIR.
+
+``--timing L`` instead times each map at the shapes of ``benchmarks/attention.py``
+(8 groups, d = d_v = 64, m = 256, float32, N(0, 1/4) entries) at length L, both
+directions: rounds of one call per map in turn (interleaved, so a load change on a
+shared machine hits every map alike), reported as medians over rounds and as same-run
+ratios to FAVOR+ ("positive"), in wall time and in process CPU time (all threads; the
+steadier measure when other processes compete for the cores). Fitting the parameters is included in the bidirectional
+times; causal calls take parameters fitted once beforehand.
 """
 
 from __future__ import annotations
@@ -230,13 +238,65 @@ def figure(result: dict, summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def timing(n_tokens: int, rounds: int) -> dict:
+    """Median seconds per call and ratios to FAVOR+, interleaved rounds (module docstring)."""
+    rng = np.random.default_rng(0)
+    q, k, v = ((0.5 * rng.standard_normal((8, n_tokens, 64))).astype(np.float32) for _ in range(3))
+    w = np.random.default_rng(1).standard_normal((256, 64))
+    features = [f for f in available_features() if f != "hybrid"]
+    calls = {}
+    for causal in (False, True):
+        for name in features:
+            kwargs = {}
+            if causal and name in ("oprf", "saderf"):
+                kwargs["feature_params"] = _fit(name, q, k)
+
+            def call(name=name, causal=causal, kwargs=kwargs) -> None:
+                favor_attention(q, k, v, projection=w, features=name, causal=causal, **kwargs)
+
+            calls[("causal" if causal else "bidirectional", name)] = call
+    for call in calls.values():
+        call()  # compile and warm up
+    wall: dict = {key: [] for key in calls}
+    cpu: dict = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            call()
+            wall[key].append(time.perf_counter() - start)
+            cpu[key].append(time.process_time() - start_cpu)
+    out: dict = {"n_tokens": n_tokens, "rounds": rounds}
+    for label, times in (("wall", wall), ("cpu", cpu)):
+        med = {f"{d}/{n}": float(np.median(v)) for (d, n), v in times.items()}
+        out[f"median_{label}_seconds"] = med
+        out[f"{label}_ratio"] = {
+            key: value / med[key.split("/")[0] + "/positive"] for key, value in med.items()
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=24)
     parser.add_argument("--quick", action="store_true", help="3 seeds, m = 64 and 256")
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument("--timing", type=int, default=None, metavar="L")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
+    if args.timing is not None:
+        result = timing(args.timing, args.rounds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"attention_timing_L{args.timing}.json").write_text(
+            json.dumps(result, indent=1)
+        )
+        for key, med in result["median_wall_seconds"].items():
+            cpu = result["median_cpu_seconds"][key]
+            print(
+                f"{key}: wall {med * 1e3:.0f} ms ({result['wall_ratio'][key]:.3f}x FAVOR+), "
+                f"CPU {cpu * 1e3:.0f} ms ({result['cpu_ratio'][key]:.3f}x)"
+            )
+        return 0
     seeds = 3 if args.quick else args.seeds
     components = (64, 256) if args.quick else COMPONENTS
     start = time.perf_counter()

@@ -34,9 +34,10 @@ pairs of a sequence (the *homogeneity heuristic*), computable in :math:`O(L d)`:
   any bilinear :math:`q^T k` estimate), not to a symmetric kernel transformer.
 
 The fitted values are :class:`GerfParameters`, one :math:`A` (and one :math:`\Psi`) per
-(batch..., head) group. They are constants of the estimator: given them, every entry of
-the attention matrix is unbiased. In bidirectional attention they are fitted from the
-sequence itself. In causal attention (and decoding) an output at position :math:`t` may
+(batch..., head) group. They depend on the inputs but not on the random projection, so
+for given inputs every entry of the attention matrix stays unbiased over the projection.
+In bidirectional attention they are fitted from the sequence itself (its moments over at
+most about :data:`FIT_POSITIONS` evenly spaced positions per group). In causal attention (and decoding) an output at position :math:`t` may
 not depend on later positions, and a parameter fitted on the whole sequence would make it
 depend on all of them; a running fit cannot be folded into the prefix state either (a
 change of :math:`A` changes the features' shape, not just their scale, so the carried
@@ -63,6 +64,10 @@ __all__ = [
     "oprf_a",
     "saderf_psi",
 ]
+
+#: Bidirectional attention fits its parameters on every ``L // FIT_POSITIONS``-th position
+#: (all positions for ``L < 2 * FIT_POSITIONS``).
+FIT_POSITIONS = 2048
 
 #: Range of each diagonal entry of Psi (a coordinate that is zero in all queries or all
 #: keys would otherwise send it to 0 or infinity; its dot products are zero either way).
@@ -330,7 +335,13 @@ def resolve_parameters(
                 f"features={features!r})): fitting them on the sequence itself would make "
                 "early outputs depend on later positions"
             )
-        params = fit_gerf_parameters(x, y, features, key_weights, scale)
+        # Moments from evenly spaced positions (at most about FIT_POSITIONS per group): the
+        # parameters are constants of the estimator, so any data-derived choice keeps every
+        # entry unbiased, and this keeps the fit a small fraction of the attention's cost.
+        sx = max(1, x.shape[-2] // FIT_POSITIONS)
+        sy = max(1, y.shape[-2] // FIT_POSITIONS)
+        weights = None if key_weights is None else key_weights[..., ::sy]
+        params = fit_gerf_parameters(x[..., ::sx, :], y[..., ::sy, :], features, weights, scale)
     if not isinstance(params, GerfParameters) or params.features != features:
         raise ValueError(
             f"feature_params must be GerfParameters fitted for features={features!r}, "
