@@ -66,6 +66,7 @@ __all__ = ["DEFAULT_CHUNK_SIZE", "estimate_attention_error", "favor_attention"]
 
 #: Default rows per chunk of the NumPy engine's scans: bidirectional, causal.
 DEFAULT_CHUNK_SIZE = {False: 512, True: 32}
+_GERF_MAPS = ("oprf", "saderf")
 
 
 def heads_of(shape: tuple[int, ...], per_head: bool) -> int | None:
@@ -269,9 +270,10 @@ def estimate_attention_error(
     keys: ArrayLike,
     *,
     n_components: int = DEFAULT_N_COMPONENTS,
-    features: Literal["positive", "hyperbolic", "trigonometric"] = "positive",
+    features: Literal["positive", "hyperbolic", "trigonometric", "oprf", "saderf"] = "positive",
     causal: bool = False,
     key_padding_mask: ArrayLike | None = None,
+    feature_params: Any = None,
 ) -> np.ndarray:
     r"""Predicted relative RMS error of each query's FAVOR normaliser (variance regime).
 
@@ -287,7 +289,10 @@ def estimate_attention_error(
 
     * positive: :math:`f = \exp`, :math:`u_j = s(q_i + k_j)`;
     * hyperbolic (m projections, 2m features): :math:`f = \cosh`, same :math:`u_j`;
-    * trigonometric: :math:`f = \cosh`, :math:`u_j = s(q_i - k_j)`.
+    * trigonometric: :math:`f = \cosh`, :math:`u_j = s(q_i - k_j)`;
+    * oprf, saderf: the GERF four-feature moment (:func:`favor.gerf.attention_error`) at
+      the parameters :func:`favor_attention` would use (fitted on these inputs, or
+      ``feature_params``).
 
     (From :math:`\mathrm{Cov}(e^{\omega^T a}, e^{\omega^T b}) = e^{(\lVert a\rVert^2 +
     \lVert b\rVert^2)/2}(e^{a^T b} - 1)` for :math:`\omega \sim \mathcal N(0, I)`, and the
@@ -309,12 +314,14 @@ def estimate_attention_error(
         Keys.
     n_components : int, default=256
         Number of random projections :math:`m`.
-    features : {"positive", "hyperbolic", "trigonometric"}, default="positive"
-        The softmax-kernel feature map ("relu" has no closed form here).
+    features : {"positive", "hyperbolic", "trigonometric", "oprf", "saderf"}, default="positive"
+        The softmax-kernel feature map ("relu" and "hybrid" have no closed form here).
     causal : bool, default=False
         Use causal attention weights (``L_q == L_k``).
     key_padding_mask : bool array of shape (..., L_k), optional
         Padded keys are left out, as in :func:`favor_attention`.
+    feature_params : favor.gerf.GerfParameters, optional
+        For "oprf"/"saderf": the fixed parameters (required when ``causal``).
 
     Returns
     -------
@@ -340,9 +347,11 @@ def estimate_attention_error(
     True
     """
     q, k, _, mask = check_attention_inputs(queries, keys, keys, key_padding_mask, causal=causal)
-    check_choice("features", features, ("positive", "hyperbolic", "trigonometric"))
+    check_choice("features", features, ("positive", "hyperbolic", "trigonometric", *_GERF_MAPS))
     m = check_positive_int("n_components", n_components)
     causal = check_flag("causal", causal)
+    if features in _GERF_MAPS:
+        return _gerf_error(q, k, mask, m, features, causal, feature_params)
     s2 = 1.0 / math.sqrt(q.shape[-1])
     q64 = q.astype(np.float64)
     k64 = k.astype(np.float64)
@@ -367,6 +376,38 @@ def estimate_attention_error(
             total = np.logaddexp(total, minus) - math.log(2.0)  # cosh = (e^x + e^-x) / 2
         ratio = np.exp(total)
         return np.sqrt(np.maximum(ratio - 1.0, 0.0) / m)
+
+
+def _gerf_error(
+    q: np.ndarray,
+    k: np.ndarray,
+    mask: np.ndarray | None,
+    m: int,
+    features: str,
+    causal: bool,
+    feature_params: Any,
+) -> np.ndarray:
+    from favor import gerf
+
+    lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], () if mask is None else mask.shape[:-1])
+    q64 = np.broadcast_to(q.astype(np.float64), (*lead, *q.shape[-2:]))
+    k64 = np.broadcast_to(k.astype(np.float64), (*lead, *k.shape[-2:]))
+    n_q, n_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    weights = None
+    if mask is not None:
+        weights = (~np.broadcast_to(mask, (*lead, n_k))).astype(np.float64)
+    a, psi = gerf.resolve_parameters(features, feature_params, q64, k64, weights, causal, d**-0.25)
+    visible = np.ones((n_q, n_k), dtype=bool)
+    if causal:
+        visible = np.tril(visible)
+    visible = np.broadcast_to(visible, (*lead, n_q, n_k))
+    if weights is not None:
+        visible = visible & (weights[..., None, :] > 0)
+    g = a.shape[0]
+    out = gerf.attention_error(
+        q64.reshape(g, n_q, d), k64.reshape(g, n_k, d), visible.reshape(g, n_q, n_k), m, a, psi
+    )
+    return out.reshape(*lead, n_q)
 
 
 def _log_quadratic(a: np.ndarray, gram: np.ndarray, offset: np.ndarray) -> np.ndarray:

@@ -417,3 +417,69 @@ def attention_arrays(
     wt[:, :d, :] = np.swapaxes(rows, -1, -2) * (scale * np.sqrt(1 - 4 * a))[:, None, None]
     wt[:, d, :] = a[:, None] * np.einsum("gri,gri->gr", rows, rows)
     return q_aug, k_aug, np.ascontiguousarray(wt, dtype=dtype), np.arange(n_groups)
+
+
+def attention_error(
+    q: np.ndarray,
+    k: np.ndarray,
+    visible: np.ndarray,
+    n_components: int,
+    a: np.ndarray,
+    psi: np.ndarray | None,
+) -> np.ndarray:
+    r"""Predicted relative RMS error of each query's GERF normaliser (i.i.d. rows).
+
+    With :math:`x = s\Psi q_i`, :math:`y_j = s\Psi^{-1}k_j`, :math:`c = (1-4A)/(1-8A)` and
+    :math:`p_{ij}` the exact attention weights, the four-feature moment
+    :math:`E[f_A(x)^2 f_A(y_j) f_A(y_{j'})] = \frac{(1-4A)^d}{(1-8A)^{d/2}}
+    \exp(\frac c2\lVert 2x + y_j + y_{j'}\rVert^2 - \lVert x\rVert^2 -
+    \frac{\lVert y_j\rVert^2 + \lVert y_{j'}\rVert^2}{2})` gives
+
+    .. math::
+        \frac{\mathrm{Var}\,\hat D_i}{D_i^2} = \frac1m\Big(\sum_{j,j'} p_{ij}p_{ij'}
+        e^{g_{jj'}} - 1\Big),\quad
+        g_{jj'} = \tfrac d2\log\tfrac{(1-4A)^2}{1-8A} + (2c-1)\big(\lVert x\rVert^2
+        + x^Ty_j + x^Ty_{j'}\big) + \tfrac{c-1}{2}\big(\lVert y_j\rVert^2 +
+        \lVert y_{j'}\rVert^2\big) + c\,y_j^Ty_{j'},
+
+    which is the positive map's formula (:math:`g = u_j^Tu_{j'}`, :math:`u_j = x + y_j`) at
+    :math:`A = 0`.
+
+    Parameters
+    ----------
+    q : numpy.ndarray of shape (G, L_q, d), float64
+        Queries per group (unscaled).
+    k : numpy.ndarray of shape (G, L_k, d), float64
+        Keys per group.
+    visible : numpy.ndarray of shape (G, L_q, L_k), bool
+        Which keys each query sees.
+    n_components : int
+        :math:`m`.
+    a : numpy.ndarray of shape (G,)
+    psi : numpy.ndarray of shape (G, d) or None
+
+    Returns
+    -------
+    numpy.ndarray of shape (G, L_q)
+        :math:`\sqrt{\mathrm{Var}\,\hat D_i}/D_i` (``inf`` beyond float64, NaN without a
+        visible key).
+    """
+    from favor.attention import _log_quadratic
+
+    d = q.shape[-1]
+    s2 = 1.0 / np.sqrt(d)
+    x = q if psi is None else q * psi[:, None, :]
+    y = k if psi is None else k / psi[:, None, :]
+    c = ((1 - 4 * a) / (1 - 8 * a))[:, None, None]
+    const = (0.5 * d * (2 * np.log1p(-4 * a) - np.log1p(-8 * a)))[:, None, None]
+    logits = (x @ np.swapaxes(y, -1, -2)) * s2  # x.y_j (scaled)
+    yy = np.einsum("gjd,gjd->gj", y, y)[:, None, :] * s2
+    xx = np.einsum("gid,gid->gi", x, x)[:, :, None] * s2
+    gram = c * (y @ np.swapaxes(y, -1, -2)) * s2
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lp = np.where(visible, logits, -np.inf)
+        lp = lp - lp.max(axis=-1, keepdims=True)
+        lp = lp - np.log(np.exp(lp).sum(axis=-1, keepdims=True))
+        linear = lp + (2 * c - 1) * logits + 0.5 * (c - 1) * yy
+        total = _log_quadratic(linear, gram, (2 * c - 1) * xx + const)
+        return np.sqrt(np.maximum(np.exp(total) - 1.0, 0.0) / n_components)

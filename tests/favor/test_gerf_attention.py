@@ -137,3 +137,55 @@ def test_float32_close_to_float64_and_finite(features, causal, rng):
     assert out32.dtype == np.float32
     assert np.all(np.isfinite(out32))
     np.testing.assert_allclose(out32, out64, rtol=0, atol=2e-4)
+
+
+def test_attention_error_at_a_zero_is_the_positive_formula(rng):
+    from favor import estimate_attention_error
+    from favor.gerf import attention_error
+
+    q, k, _ = _inputs(rng, shape=(), n=6)
+    visible = np.ones((1, 6, 6), dtype=bool)
+    got = attention_error(q[None], k[None], visible, 32, np.zeros(1), None)[0]
+    np.testing.assert_allclose(got, estimate_attention_error(q, k, n_components=32), rtol=1e-12)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("features", MAPS)
+def test_estimate_attention_error_matches_monte_carlo(features):
+    """Relative variance of one normaliser over 200000 iid projections vs the prediction.
+
+    Rule as for FAVOR+ (tests/favor/test_attention.py): |log(empirical / predicted)| below
+    5 standard errors from the sample kurtosis; negative control: the prediction for m/2.
+    """
+    from favor import estimate_attention_error
+
+    rng = np.random.default_rng(1320)
+    d, m, n = 8, 4, 200_000
+    q = 0.6 * rng.standard_normal((1, d)) * np.exp(0.5 * rng.standard_normal(d))
+    k = 0.6 * rng.standard_normal((5, d))
+    s = d**-0.25
+    params = fit_gerf_parameters(q, k, features, scale=s)
+    psi = np.ones(d) if params.psi is None else params.psi
+    w = rng.standard_normal((n * m, d))
+    fq = gerf_features(s * q * psi, w, a=float(params.a)).reshape(n, m)
+    fk = gerf_features(s * k / psi, w, a=float(params.a)).reshape(5, n, m)
+    d_hat = n * np.einsum("nm,jnm->n", fq, fk) / np.exp((s * q) @ (s * k).T).sum()
+    centred = d_hat - 1.0
+    empirical = np.mean(centred**2)
+    se = np.sqrt((np.mean(centred**4) - empirical**2) / n) / empirical
+    predicted = estimate_attention_error(q, k, n_components=m, features=features)[0] ** 2
+    assert abs(np.log(empirical / predicted)) < 5 * se
+    wrong = estimate_attention_error(q, k, n_components=m // 2, features=features)[0] ** 2
+    assert abs(np.log(empirical / wrong)) >= 5 * se
+
+
+def test_estimate_attention_error_causal_needs_parameters(rng):
+    from favor import estimate_attention_error
+
+    q, k, _ = _inputs(rng, shape=(2,))
+    with pytest.raises(ValueError, match="feature_params fixed in advance"):
+        estimate_attention_error(q, k, features="oprf", causal=True)
+    params = fit_gerf_parameters(q, k, "oprf")
+    out = estimate_attention_error(q, k, features="oprf", causal=True, feature_params=params)
+    assert out.shape == (2, 13)
+    assert np.all(np.isfinite(out))
