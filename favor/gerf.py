@@ -483,3 +483,136 @@ def attention_error(
         linear = lp + (2 * c - 1) * logits + 0.5 * (c - 1) * yy
         total = _log_quadratic(linear, gram, (2 * c - 1) * xx + const)
         return np.sqrt(np.maximum(np.exp(total) - 1.0, 0.0) / n_components)
+
+
+# --------------------------------------------------------------------------- registry forms
+# The registry's single-projection forms (favor.registry, "How to add a feature map"):
+# params = [A, log_const, |w_1|^2, ..., |w_m|^2, psi_1, ..., psi_d] with
+# log_const = (d/4) log(1 - 4A) - (1/2) log m, so phi = exp(b l + A|w|^2 + log_const - h)
+# exactly. Attention and decoding do not use them directly: they fit per group and go
+# through :func:`prepare_attention` (positive scans on augmented inputs).
+
+
+def pack_params(a: float, projection: np.ndarray, psi: np.ndarray | None = None) -> np.ndarray:
+    """The registry parameter vector for one :math:`A` (and :math:`\\Psi`) and projection."""
+    w = np.asarray(projection, dtype=np.float64).reshape(-1, projection.shape[-1])
+    m, d = w.shape
+    psi = np.ones(d) if psi is None else np.asarray(psi, dtype=np.float64).reshape(d)
+    log_const = 0.25 * d * np.log1p(-4 * a) - 0.5 * np.log(m)
+    return np.concatenate([[a, log_const], np.einsum("ri,ri->r", w, w), psi])
+
+
+def registry_params(x: np.ndarray | None, projection: np.ndarray) -> np.ndarray:
+    r"""Parameters from pooled, scaled data (registry hook), symmetric form.
+
+    For data :math:`x_i` drawn like the keys, the pair mean of
+    :math:`\lVert x_i + x_j\rVert^2/d` is :math:`2(\overline{\lVert x\rVert^2} +
+    \lVert\bar x\rVert^2)/d`; :math:`A^*` of that (:class:`favor.FavorSampler` fits it in
+    ``fit``). Without data (``x`` None) :math:`A = 0`, the positive map; :math:`\Psi = I`.
+    """
+    a = 0.0
+    if x is not None and x.shape[0] > 0:
+        x = np.asarray(x, dtype=np.float64)
+        mean = x.mean(axis=0)
+        rho = 2 * (np.einsum("ij,ij->", x, x) / x.shape[0] + mean @ mean) / x.shape[1]
+        a = float(oprf_a(rho))
+    return pack_params(a, projection[0] if projection.ndim == 3 else projection)
+
+
+def registry_formula(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    """GERF features of ``scale * x`` (times :math:`\\Psi^{\\mp 1}` for saderf) from packed params."""
+    m, d = projection.shape
+    a = float(params[0])
+    psi = params[2 + m : 2 + m + d]
+    rows = x if x.ndim == 2 else x.reshape(-1, d)
+    if np.any(psi != 1):
+        rows = rows * (1 / psi if is_key else psi).astype(rows.dtype)
+    out = _gerf(rows * rows.dtype.type(scale), projection, a, kernel)
+    return out.reshape((*x.shape[:-1], m))
+
+
+# --------------------------------------------------------------------------- attention hook
+
+
+def fit_feature_params(
+    queries: Any, keys: Any, *, features: str = "oprf", key_padding_mask: Any = None
+) -> GerfParameters:
+    r"""Fit the parameters of ``"oprf"`` or ``"saderf"`` attention on calibration data.
+
+    For causal attention and decoding, where the sequence itself may not be used
+    (module docstring): pass the result as ``feature_params``. Leading axes are kept, so
+    calibration data of shape ``(H, L, d)`` gives one set per head.
+
+    Parameters
+    ----------
+    queries : array of shape (..., L_q, d)
+        Calibration queries (unscaled, as passed to attention).
+    keys : array of shape (..., L_k, d)
+        Calibration keys.
+    features : {"oprf", "saderf"}, default="oprf"
+        Which map.
+    key_padding_mask : bool array of shape (..., L_k), optional
+        True marks a padded key, left out of the fit.
+
+    Returns
+    -------
+    GerfParameters
+        :math:`A^*` (and :math:`\Psi`) per leading index, for inputs scaled by
+        :math:`d^{-1/4}` inside attention.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from favor.gerf import fit_feature_params
+    >>> rng = np.random.default_rng(0)
+    >>> params = fit_feature_params(rng.standard_normal((4, 64, 8)), rng.standard_normal((4, 64, 8)))
+    >>> params.a.shape
+    (4,)
+    """
+    from favor._validation import check_attention_inputs, check_choice
+
+    check_choice("features", features, ("oprf", "saderf"))
+    q, k, _, mask = check_attention_inputs(queries, keys, keys, key_padding_mask, causal=False)
+    weights = None
+    if mask is not None:
+        lead = np.broadcast_shapes(k.shape[:-2], mask.shape[:-1])
+        k = np.broadcast_to(k, (*lead, *k.shape[-2:]))
+        weights = (~np.broadcast_to(mask, (*lead, k.shape[-2]))).astype(np.float64)
+    return fit_gerf_parameters(q, k, features, weights, q.shape[-1] ** -0.25)
+
+
+def augmented_projection(
+    w: np.ndarray, proj_index: np.ndarray, scale: float, a: np.ndarray
+) -> np.ndarray:
+    r"""Per-group projections :math:`[\sqrt{1-4A}\,W,\ A\lVert\omega_r\rVert^2 / s]`, shape (G, m, d+1).
+
+    Unscaled like every projection the engines take: they multiply by :math:`s`, which
+    turns the last column back into the bias :math:`A\lVert\omega_r\rVert^2` for the
+    constant input coordinate 1 (:func:`attention_arrays`).
+    """
+    rows = w[proj_index]
+    out = np.empty((*rows.shape[:-1], rows.shape[-1] + 1), dtype=np.float64)
+    out[..., :-1] = rows * np.sqrt(1 - 4 * a)[:, None, None]
+    out[..., -1] = a[:, None] * np.einsum("gri,gri->gr", rows, rows) / scale
+    return out
+
+
+def augmented_inputs(
+    qg: np.ndarray, kg: np.ndarray, psi: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Psi q, 1)`` and ``(Psi^-1 k, 1)`` per group, shapes (G, L, d+1), inputs' dtype."""
+    d = qg.shape[-1]
+    dtype = qg.dtype
+    q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
+    k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
+    if psi is None:
+        q_aug[..., :d] = qg
+        k_aug[..., :d] = kg
+    else:
+        np.multiply(qg, psi[:, None, :].astype(dtype), out=q_aug[..., :d])
+        np.divide(kg, psi[:, None, :].astype(dtype), out=k_aug[..., :d])
+    q_aug[..., d] = 1
+    k_aug[..., d] = 1
+    return q_aug, k_aug
