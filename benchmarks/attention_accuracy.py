@@ -112,6 +112,31 @@ def available_couplings() -> list[str]:
     return ["orthogonal"] + (["simplex"] if "simplex" in SAMPLERS else [])
 
 
+HYBRID_MAX_M = 256
+
+
+def _hybrid_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, w: np.ndarray, w2: np.ndarray, causal: bool
+) -> np.ndarray:
+    """Angular hybrid attention from favor.hybrid's features, evaluated explicitly.
+
+    Width 4 m (m_lambda + 1) = 20 m features (m_lambda = 4 sign rows, iid, independent of
+    the base rows), so only m <= HYBRID_MAX_M; bidirectional as Q'(K'^T V), causal with the
+    explicit lower-triangular L x L estimate. No clipping: D^-1 A V of the raw estimate.
+    """
+    from favor.hybrid import hybrid_features
+
+    s = q.shape[-1] ** -0.25
+    fq = hybrid_features(s * q, w, w2, role="query")
+    fk = hybrid_features(s * k, w, w2, role="key")
+    if causal:
+        a = np.tril(fq @ fk.T)
+        num, den = a @ v, a.sum(axis=1)
+    else:
+        num, den = fq @ (fk.T @ v), fq @ fk.sum(axis=0)
+    return num / den[:, None]
+
+
 def _fit(features: str, q_cal: np.ndarray, k_cal: np.ndarray):
     fit = getattr(favor, "fit_feature_params", None)
     if fit is not None:
@@ -125,7 +150,8 @@ def run(seeds: int, components: tuple[int, ...], regimes: tuple[str, ...]) -> di
     """All errors: ``errors[regime][direction][estimator][m]`` lists over seeds."""
     from favor.sampling import draw_projection
 
-    features = available_features()
+    features = [f for f in available_features() if f != "hybrid"]
+    wanted = [*features, "hybrid"]
     couplings = available_couplings()
     errors: dict = {}
     for regime in regimes:
@@ -149,6 +175,14 @@ def run(seeds: int, components: tuple[int, ...], regimes: tuple[str, ...]) -> di
                         w = draw_projection(
                             coupling, m, d, rng=np.random.default_rng(proj_rng.integers(2**63))
                         )
+                        if "hybrid" in wanted and m <= HYBRID_MAX_M:
+                            w2 = np.random.default_rng(proj_rng.integers(2**63)).standard_normal(
+                                (4, d)
+                            )
+                            out = _hybrid_attention(q, k, v, w, w2, causal)
+                            table.setdefault(f"hybrid/{coupling}/m={m}", []).append(
+                                _rel(out, exact)
+                            )
                         for name in features:
                             params = None
                             if causal and name in ("oprf", "saderf"):
@@ -163,7 +197,7 @@ def run(seeds: int, components: tuple[int, ...], regimes: tuple[str, ...]) -> di
         "n_tokens": N_TOKENS,
         "seeds": seeds,
         "components": list(components),
-        "features": features,
+        "features": wanted,
         "couplings": couplings,
         "errors": errors,
     }
@@ -217,10 +251,11 @@ def figure(result: dict, summary: dict, path: Path) -> None:
             med = summary[regime][direction]["median"]
             for i, name in enumerate(result["features"]):
                 for coupling in result["couplings"]:
-                    ys = [med[f"{name}/{coupling}/m={m}"] for m in ms]
+                    xs = [m for m in ms if f"{name}/{coupling}/m={m}" in med]
+                    ys = [med[f"{name}/{coupling}/m={m}"] for m in xs]
                     label = f"{name} {coupling}" if direction == "bidirectional" else None
                     marker = "o" if coupling == "orthogonal" else "s"
-                    ax.plot(ms, ys, style, marker=marker, color=f"C{i}", label=label)
+                    ax.plot(xs, ys, style, marker=marker, color=f"C{i}", label=label)
             ax.axhline(med["uniform"], color="k", ls=":" if direction == "bidirectional" else "-.")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
