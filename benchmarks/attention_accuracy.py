@@ -98,7 +98,7 @@ def available_features() -> list[str]:
     have = []
     for name in wanted:
         try:
-            favor_attention(x, x, x, n_components=8, features=name, random_state=0)
+            favor_attention(x, x, x, n_components=8, features=name, rng=0)
         except ValueError:
             continue
         have.append(name)
@@ -107,7 +107,7 @@ def available_features() -> list[str]:
 
 def available_couplings() -> list[str]:
     """Orthogonal, plus simplex where the sampler registry has it."""
-    from favor.sampling import SAMPLERS
+    from favor.registry import SAMPLERS
 
     return ["orthogonal"] + (["simplex"] if "simplex" in SAMPLERS else [])
 

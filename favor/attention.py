@@ -404,9 +404,12 @@ def _gerf_error(
     if weights is not None:
         visible = visible & (weights[..., None, :] > 0)
     g = a.shape[0]
-    out = gerf.attention_error(
-        q64.reshape(g, n_q, d), k64.reshape(g, n_k, d), visible.reshape(g, n_q, n_k), m, a, psi
+    linear, gram, offset = gerf.attention_error_terms(
+        q64.reshape(g, n_q, d), k64.reshape(g, n_k, d), visible.reshape(g, n_q, n_k), a, psi
     )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        total = _log_quadratic(linear, gram, offset)
+        out = np.sqrt(np.maximum(np.exp(total) - 1.0, 0.0) / m)
     return out.reshape(*lead, n_q)
 
 

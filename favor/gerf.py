@@ -362,72 +362,14 @@ def resolve_parameters(
     return a.reshape(n), None if psi is None else psi.reshape(n, d)
 
 
-def attention_arrays(
-    qg: np.ndarray,
-    kg: np.ndarray,
-    w: np.ndarray,
-    proj_index: np.ndarray,
-    scale: float,
-    a: np.ndarray,
-    psi: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    r"""Inputs for the positive-feature jit scans that make them compute GERF features.
-
-    With augmented inputs :math:`\tilde q = (\Psi q, 1)`, :math:`\tilde k = (\Psi^{-1}k, 1)`
-    and the per-group projection :math:`\tilde W^T = [s\sqrt{1-4A}\,W^T;\ A\lVert\omega_r
-    \rVert^2]`, the positive map's logits are :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) +
-    A\lVert\omega_r\rVert^2` and its key norm term is :math:`s^2\lVert\Psi^{-1}k\rVert^2/2`
-    plus the constant :math:`s^2/2`, which cancels in the normalisation like the factors
-    :math:`(1-4A)^{d/4}` and :math:`m^{-1/2}`. So the engine's positive scans (both
-    directions, stabilisers and all) evaluate exactly the GERF estimator.
-
-    Parameters
-    ----------
-    qg, kg : numpy.ndarray of shape (G, L, d)
-        Unscaled queries and keys per group.
-    w : numpy.ndarray of shape (P, m, d)
-        Projections (float64, unscaled).
-    proj_index : numpy.ndarray of shape (G,)
-        Projection of each group.
-    scale : float
-        :math:`s = d^{-1/4}`.
-    a : numpy.ndarray of shape (G,)
-    psi : numpy.ndarray of shape (G, d) or None
-
-    Returns
-    -------
-    tuple
-        ``(q_aug, k_aug, wt_aug, index)``: shapes (G, L_q, d+1), (G, L_k, d+1),
-        (G, d+1, m) in the inputs' dtype, and ``arange(G)``.
-    """
-    n_groups, _, d = qg.shape
-    dtype = qg.dtype
-    q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
-    k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
-    if psi is None:
-        q_aug[..., :d] = qg
-        k_aug[..., :d] = kg
-    else:
-        np.multiply(qg, psi[:, None, :].astype(dtype), out=q_aug[..., :d])
-        np.divide(kg, psi[:, None, :].astype(dtype), out=k_aug[..., :d])
-    q_aug[..., d] = 1
-    k_aug[..., d] = 1
-    rows = w[proj_index]  # (G, m, d) float64
-    wt = np.empty((n_groups, d + 1, w.shape[1]), dtype=np.float64)
-    wt[:, :d, :] = np.swapaxes(rows, -1, -2) * (scale * np.sqrt(1 - 4 * a))[:, None, None]
-    wt[:, d, :] = a[:, None] * np.einsum("gri,gri->gr", rows, rows)
-    return q_aug, k_aug, np.ascontiguousarray(wt, dtype=dtype), np.arange(n_groups)
-
-
-def attention_error(
+def attention_error_terms(
     q: np.ndarray,
     k: np.ndarray,
     visible: np.ndarray,
-    n_components: int,
     a: np.ndarray,
     psi: np.ndarray | None,
-) -> np.ndarray:
-    r"""Predicted relative RMS error of each query's GERF normaliser (i.i.d. rows).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Terms of the predicted relative variance of each query's GERF normaliser (i.i.d. rows).
 
     With :math:`x = s\Psi q_i`, :math:`y_j = s\Psi^{-1}k_j`, :math:`c = (1-4A)/(1-8A)` and
     :math:`p_{ij}` the exact attention weights, the four-feature moment
@@ -453,19 +395,17 @@ def attention_error(
         Keys per group.
     visible : numpy.ndarray of shape (G, L_q, L_k), bool
         Which keys each query sees.
-    n_components : int
-        :math:`m`.
     a : numpy.ndarray of shape (G,)
     psi : numpy.ndarray of shape (G, d) or None
 
     Returns
     -------
-    numpy.ndarray of shape (G, L_q)
-        :math:`\sqrt{\mathrm{Var}\,\hat D_i}/D_i` (``inf`` beyond float64, NaN without a
-        visible key).
+    tuple of numpy.ndarray
+        ``(linear, gram, offset)`` of shapes (G, L_q, L_k), (G, L_k, L_k), (G, L_q, 1):
+        :math:`\log p_{ij} + \log p_{ij'} + g_{jj'}` = ``linear[j] + linear[j'] +
+        gram[j, j'] + offset`` (``linear`` is ``-inf`` for keys not visible);
+        :func:`favor.attention.estimate_attention_error` sums their exponentials.
     """
-    from favor.attention import _log_quadratic
-
     d = q.shape[-1]
     s2 = 1.0 / np.sqrt(d)
     x = q if psi is None else q * psi[:, None, :]
@@ -481,8 +421,7 @@ def attention_error(
         lp = lp - lp.max(axis=-1, keepdims=True)
         lp = lp - np.log(np.exp(lp).sum(axis=-1, keepdims=True))
         linear = lp + (2 * c - 1) * logits + 0.5 * (c - 1) * yy
-        total = _log_quadratic(linear, gram, (2 * c - 1) * xx + const)
-        return np.sqrt(np.maximum(np.exp(total) - 1.0, 0.0) / n_components)
+    return linear, gram, (2 * c - 1) * xx + const
 
 
 # --------------------------------------------------------------------------- registry forms
@@ -590,7 +529,7 @@ def augmented_projection(
 
     Unscaled like every projection the engines take: they multiply by :math:`s`, which
     turns the last column back into the bias :math:`A\lVert\omega_r\rVert^2` for the
-    constant input coordinate 1 (:func:`attention_arrays`).
+    constant input coordinate 1 (:func:`prepare_attention`).
     """
     rows = w[proj_index]
     out = np.empty((*rows.shape[:-1], rows.shape[-1] + 1), dtype=np.float64)
@@ -616,3 +555,62 @@ def augmented_inputs(
     q_aug[..., d] = 1
     k_aug[..., d] = 1
     return q_aug, k_aug
+
+
+def prepare_attention(
+    features: str,
+    feature_params: GerfParameters | None,
+    q: np.ndarray,
+    k: np.ndarray,
+    qg: np.ndarray,
+    kg: np.ndarray,
+    w: np.ndarray,
+    proj_index: np.ndarray,
+    padded: np.ndarray,
+    causal: bool,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""The registry's attention hook for ``"oprf"``/``"saderf"`` (NumPy engine and decoding).
+
+    Per group: :math:`A` (and :math:`\Psi`) fitted from the inputs or taken from
+    ``feature_params`` (:func:`resolve_parameters`), then augmented inputs
+    :math:`(\Psi q, 1)`, :math:`(\Psi^{-1}k, 1)` and projection
+    :math:`[\sqrt{1-4A}\,W,\ A\lVert\omega_r\rVert^2/s]`. The positive map's logits are
+    then :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) + A\lVert\omega_r\rVert^2` and its key
+    norm term :math:`s^2\lVert\Psi^{-1}k\rVert^2/2` plus the constant :math:`s^2/2`,
+    which cancels in the normalisation like :math:`(1-4A)^{d/4}`: the positive scans
+    (stabilisers, causality and all) evaluate exactly the GERF estimator.
+
+    Parameters
+    ----------
+    features : {"oprf", "saderf"}
+    feature_params : GerfParameters or None
+    q, k : numpy.ndarray of shape (..., L, d)
+        The checked inputs (leading axes kept, for the fit).
+    qg, kg : numpy.ndarray of shape (G, L, d)
+        The same, one group per row.
+    w : numpy.ndarray of shape (P, m, d)
+        Projection(s), float64, unscaled.
+    proj_index : numpy.ndarray of shape (G,)
+        Projection of each group.
+    padded : numpy.ndarray of shape (G, L_k), bool
+        Padded keys (left out of the fit).
+    causal : bool
+        Causal attention refuses to fit on the sequence.
+    scale : float
+        :math:`s = d^{-1/4}`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(qg', kg', w', index')`` of shapes (G, L_q, d+1), (G, L_k, d+1), (G, m, d+1)
+        and ``arange(G)``.
+    """
+    lead = q.shape[:-2]
+    weights = None
+    if padded.any():
+        weights = (~padded).astype(np.float64).reshape(*lead, padded.shape[-1])
+    a, psi = resolve_parameters(features, feature_params, q, k, weights, causal, scale)
+    q_aug, k_aug = augmented_inputs(qg, kg, psi)
+    w_aug = augmented_projection(w, proj_index, scale, a)
+    return q_aug, k_aug, w_aug, np.arange(qg.shape[0], dtype=np.int64)

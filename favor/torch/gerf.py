@@ -6,7 +6,7 @@ SADERF rescaling :math:`\Psi`) are computed on the device from the moments of th
 where the sequence may not be used). Queries and keys are then rescaled and given a
 constant coordinate 1, and the projection becomes the per-group
 :math:`[\sqrt{1-4A}\,W,\ A\lVert\omega_r\rVert^2/s]`: the engine's positive path then
-computes the GERF estimator exactly (:func:`favor.gerf.attention_arrays`).
+computes the GERF estimator exactly (:func:`favor.gerf.prepare_attention`).
 
 Gradients. The fitted :math:`A` and :math:`\Psi` are computed from detached inputs: they
 are constants of the estimator and carry no gradient (as in the official FAVOR++ code,
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["prepare"]
+__all__ = ["gerf_split", "prepare"]
 
 
 def _a_star(rho: torch.Tensor) -> torch.Tensor:
@@ -143,3 +143,19 @@ def prepare(
     bias = (a[..., None] * ww / scale)[..., None]
     w_aug = torch.cat([projection * slope, bias], dim=-1)
     return q_aug, k_aug, w_aug
+
+
+def gerf_split(
+    logits: torch.Tensor, half_sq_norms: torch.Tensor, params: torch.Tensor, is_key: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Registry split form: :math:`\psi = e^{t - \max t}`, :math:`t = b\ell + A\lVert\omega\rVert^2`.
+
+    With the packed parameters of :func:`favor.gerf.pack_params`, log-scale
+    :math:`a = \max t + \mathrm{log\_const} - h`, so :math:`e^a\psi` is the GERF feature
+    vector (single projection; attention uses :func:`prepare` instead).
+    """
+    m = logits.shape[-1]
+    a = params[0]
+    exponent = torch.sqrt(1 - 4 * a) * logits + a * params[2 : 2 + m]
+    top = exponent.amax(dim=-1, keepdim=True)
+    return torch.exp(exponent - top), top[..., 0] + params[1] - half_sq_norms

@@ -141,12 +141,23 @@ def test_float32_close_to_float64_and_finite(features, causal, rng):
 
 def test_attention_error_at_a_zero_is_the_positive_formula(rng):
     from favor import estimate_attention_error
-    from favor.gerf import attention_error
+    from favor.gerf import attention_error_terms
 
     q, k, _ = _inputs(rng, shape=(), n=6)
+    s2 = 8**-0.5
     visible = np.ones((1, 6, 6), dtype=bool)
-    got = attention_error(q[None], k[None], visible, 32, np.zeros(1), None)[0]
-    np.testing.assert_allclose(got, estimate_attention_error(q, k, n_components=32), rtol=1e-12)
+    linear, gram, offset = attention_error_terms(q[None], k[None], visible, np.zeros(1), None)
+    # A = 0: g_jj' = u_j.u_j' with u_j = s(q + k_j), p_j the softmax weights.
+    logits = (q @ k.T) * s2
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for i in range(6):
+        u = (q[i] + k) * 8**-0.25
+        g = linear[0, i][:, None] + linear[0, i][None, :] + gram[0] + offset[0, i]
+        expected = np.log(p[i])[:, None] + np.log(p[i])[None, :] + u @ u.T
+        np.testing.assert_allclose(g, expected, rtol=1e-10, atol=1e-10)
+    got = estimate_attention_error(q, k, n_components=32, features="oprf")
+    assert np.all(np.isfinite(got))
 
 
 @pytest.mark.statistical
