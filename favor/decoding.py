@@ -62,6 +62,8 @@ class DecodingState:
         The feature map name (:data:`favor.registry.FEATURE_MAPS`).
     per_head : bool, default=False
         Whether the last batch axis indexes heads with their own projections.
+    feature_params : favor.gerf.GerfParameters, optional
+        The fixed parameters of a map fitted per group ("oprf", "saderf").
     """
 
     kv: Any
@@ -70,6 +72,7 @@ class DecodingState:
     projection: np.ndarray | None = None
     features: str = "positive"
     per_head: bool = False
+    feature_params: Any = None
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -88,6 +91,7 @@ def init_decoding_state(
     features: str = "positive",
     per_head: bool = False,
     dtype: Any = np.float64,
+    feature_params: Any = None,
 ) -> DecodingState:
     """Return the empty decoding state (no token seen yet).
 
@@ -105,6 +109,10 @@ def init_decoding_state(
         ``batch_shape[-1]``).
     dtype : {numpy.float32, numpy.float64}, default=numpy.float64
         Dtype of the inputs, outputs and accumulated sums.
+    feature_params : favor.gerf.GerfParameters, optional
+        Required for "oprf" and "saderf" (as for causal :func:`favor.favor_attention`:
+        parameters fitted in advance, e.g. on the prompt or on training data, broadcast
+        against ``batch_shape``).
 
     Returns
     -------
@@ -135,6 +143,15 @@ def init_decoding_state(
         features=features,
     )
     width = spec.width(w.shape[1])
+    if spec.attention_prepare() is not None:
+        from favor.gerf import resolve_parameters
+
+        probe = np.zeros((*batch_shape, 1, d))
+        resolve_parameters(features, feature_params, probe, probe, None, True, d**-0.25)
+    elif feature_params is not None:
+        raise ValueError(
+            f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
+        )
     return DecodingState(
         kv=np.zeros((*batch_shape, width, d_v + 1), dtype=dtype),
         log_scale=np.full(batch_shape, -np.inf),
@@ -142,6 +159,7 @@ def init_decoding_state(
         projection=w,
         features=features,
         per_head=per_head,
+        feature_params=feature_params,
     )
 
 
@@ -160,6 +178,9 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
     d = x.shape[-1]
     scale = d**-0.25
     groups = x.reshape(-1, d)
+    prepare = spec.attention_prepare()
+    if prepare is not None:
+        return _prepared_rows(state, x, keys, prepare)
     w = (state.projection * scale).astype(x.dtype)  # (P, m, d)
     if state.per_head:
         heads = w.shape[0]
@@ -174,6 +195,36 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
     work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
     params = spec.fit_params(None, state.projection[0] if not state.per_head else state.projection)
     spec.jit_rows()(logits, half_sq, params, keys, rows, log_scale, *work)
+    return rows, log_scale.astype(np.float64)
+
+
+def _prepared_rows(
+    state: DecodingState, x: np.ndarray, keys: bool, prepare: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a map fitted per group: its attention hook, then the positive split form."""
+    d = x.shape[-1]
+    scale = d**-0.25
+    groups = x.reshape(-1, 1, d)
+    n = groups.shape[0]
+    if state.per_head:
+        index = np.arange(n, dtype=np.int64) % state.projection.shape[0]
+    else:
+        index = np.zeros(n, dtype=np.int64)
+    lead = x.reshape(*state.batch_shape, 1, d)
+    q_aug, k_aug, w_aug, _ = prepare(
+        state.features, state.feature_params, lead, lead, groups, groups,
+        state.projection, index, np.zeros((n, 1), dtype=bool), True, scale,
+    )  # fmt: skip
+    aug = (k_aug if keys else q_aug)[:, 0, :]
+    w = (w_aug * scale).astype(x.dtype)
+    logits = np.ascontiguousarray(np.einsum("gd,gmd->gm", aug, w))
+    half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", aug, aug)).astype(x.dtype)
+    width = state.kv.shape[-2]
+    rows = np.empty((n, width), dtype=x.dtype)
+    log_scale = np.empty(n, dtype=x.dtype)
+    work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
+    positive = feature_map("positive")
+    positive.jit_rows()(logits, half_sq, np.zeros(0), keys, rows, log_scale, *work)
     return rows, log_scale.astype(np.float64)
 
 
@@ -264,6 +315,7 @@ def decode_step(
         kv=kv,
         log_scale=new,
         position=state.position + 1,
+        feature_params=state.feature_params,
         projection=state.projection,
         features=state.features,
         per_head=state.per_head,

@@ -331,7 +331,7 @@ def resolve_parameters(
         if causal:
             raise ValueError(
                 f"features={features!r} with causal=True needs feature_params fixed in advance "
-                "(e.g. favor.fit_feature_params(calibration_queries, calibration_keys, "
+                "(e.g. favor.gerf.fit_feature_params(calibration_queries, calibration_keys, "
                 f"features={features!r})): fitting them on the sequence itself would make "
                 "early outputs depend on later positions"
             )
