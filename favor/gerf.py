@@ -463,6 +463,8 @@ def registry_formula(
 ) -> np.ndarray:
     """GERF features of ``scale * x`` (times :math:`\\Psi^{\\mp 1}` for saderf) from packed params."""
     m, d = projection.shape
+    if params.size == 0:  # no fitted parameters: A = 0 (the positive map), Psi = I
+        params = pack_params(0.0, projection)
     a = float(params[0])
     psi = params[2 + m : 2 + m + d]
     rows = x if x.ndim == 2 else x.reshape(-1, d)

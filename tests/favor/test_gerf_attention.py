@@ -200,3 +200,35 @@ def test_estimate_attention_error_causal_needs_parameters(rng):
     out = estimate_attention_error(q, k, features="oprf", causal=True, feature_params=params)
     assert out.shape == (2, 13)
     assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("features", MAPS)
+@pytest.mark.parametrize("per_head", [False, True])
+def test_decoding_equals_causal(features, per_head, rng):
+    from favor import decode_step, init_decoding_state
+    from favor.gerf import fit_feature_params
+
+    q, k, v = _inputs(rng, n=9)
+    w = rng.standard_normal((3, 16, 8))
+    w = w if per_head else w[0]
+    cal_q, cal_k, _ = _inputs(rng, shape=(3,), n=30)
+    params = fit_feature_params(cal_q, cal_k, features=features)  # one set per head
+    kwargs = {"projection": w, "features": features, "feature_params": params}
+    full = favor_attention(q, k, v, causal=True, per_head=per_head, **kwargs)
+    state = init_decoding_state(8, 5, batch_shape=(2, 3), per_head=per_head, **kwargs)
+    rows = []
+    for t in range(9):
+        out, state = decode_step(state, q[..., t, :], k[..., t, :], v[..., t, :])
+        rows.append(out)
+    np.testing.assert_allclose(np.stack(rows, axis=-2), full, rtol=0, atol=1e-12)
+
+
+def test_decoding_needs_fixed_parameters():
+    from favor import init_decoding_state
+
+    with pytest.raises(ValueError, match="feature_params fixed in advance"):
+        init_decoding_state(8, 4, features="saderf", n_components=8)
+    with pytest.raises(ValueError, match="feature_params applies"):
+        init_decoding_state(
+            8, 4, n_components=8, feature_params=GerfParameters("oprf", np.zeros(()))
+        )

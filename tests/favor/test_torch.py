@@ -23,7 +23,8 @@ from favor.torch.attention import resolve_projection  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-FEATURES = list(FEATURE_MAPS)
+# Maps fitted per group ("oprf", "saderf"): tests/favor/test_gerf_torch.py.
+FEATURES = [name for name, spec in FEATURE_MAPS.items() if spec.prepare is None]
 NONNEGATIVE = [name for name, spec in FEATURE_MAPS.items() if spec.nonnegative]
 
 
