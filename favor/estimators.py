@@ -141,6 +141,11 @@ def _transformer_maps() -> list[str]:
     ]
 
 
+def _attention_only_maps() -> list[str]:
+    """Maps with different query and key forms: named in ``features`` only to be refused."""
+    return [name for name, spec in FEATURE_MAPS.items() if not spec.symmetric]
+
+
 class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Random features for the Gaussian (RBF) or softmax kernel, with orthogonal projections.
 
@@ -268,7 +273,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return {
             "kernel": [StrOptions(set(KERNELS))],
             "gamma": [StrOptions({"scale"}), Interval(Real, 0, np.inf, closed="neither")],
-            "features": [StrOptions({"auto", *_transformer_maps()})],
+            "features": [StrOptions({"auto", *_transformer_maps(), *_attention_only_maps()})],
             "projection": [StrOptions(set(SAMPLERS))],
             "n_components": [Interval(Integral, 1, None, closed="left")],
             "random_state": ["random_state", np.random.Generator, np.random.SeedSequence],
@@ -334,6 +339,13 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         spec = kernel(self.kernel)
         features = spec.default_features if self.features == "auto" else self.features
+        if not FEATURE_MAPS[features].symmetric:
+            raise ValueError(
+                f"features={features!r} uses different maps for queries and keys, so it "
+                "estimates attention (favor_attention), not a symmetric kernel; FavorSampler "
+                "needs one map for every input: use one of "
+                + ", ".join(repr(n) for n in _transformer_maps())
+            )
         if spec.feature_kernel not in FEATURE_MAPS[features].kernels:
             raise ValueError(
                 f"features={features!r} does not estimate kernel={self.kernel!r}; use one of "

@@ -161,3 +161,26 @@ def test_attention_entries_are_unbiased(features):
     target = math.exp(q @ k / math.sqrt(d))
     z = (est.mean() - target) / (est.std(ddof=1) / math.sqrt(n))
     assert abs(z) < 5, (est.mean() / target, z)
+
+
+@pytest.mark.parametrize("kernel", ["softmax", "rbf"])
+def test_favor_sampler_fits_oprf_in_fit(kernel, rng):
+    from favor import FavorSampler
+
+    x = 0.5 * rng.standard_normal((40, 6)) + 0.2
+    est = FavorSampler(kernel=kernel, features="oprf", n_components=32, random_state=0).fit(x)
+    xs = est.scale_ * x
+    rho = 2 * (np.mean(np.sum(xs * xs, axis=1)) + np.sum(xs.mean(axis=0) ** 2)) / 6
+    assert est.params_[0] == pytest.approx(float(oprf_a(rho)), rel=1e-12)
+    assert est.params_[0] < 0
+    y = 0.5 * rng.standard_normal((7, 6))
+    form = "softmax" if kernel == "softmax" else "rbf"
+    expected = gerf_features(est.scale_ * y, est.projection_, a=est.params_[0], kernel=form)
+    np.testing.assert_allclose(est.transform(y), expected, rtol=1e-12)
+
+
+def test_favor_sampler_refuses_saderf():
+    from favor import FavorSampler
+
+    with pytest.raises(ValueError, match="different maps for queries and keys"):
+        FavorSampler(kernel="softmax", features="saderf").fit(np.ones((3, 2)))
