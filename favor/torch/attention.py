@@ -178,14 +178,27 @@ def favor_core(
     features: str,
     causal: bool,
     chunk: int | None,
+    feature_params: Any = None,
 ) -> torch.Tensor:
     """FAVOR+ on trusted inputs already in the compute dtype (see :func:`favor_attention`).
 
     ``chunk`` is the causal chunk length, or the bidirectional block length (None: the
-    device defaults :func:`default_chunk_size` / :func:`default_block_rows`).
+    device defaults :func:`default_chunk_size` / :func:`default_block_rows`). Maps fitted
+    per group ("oprf", "saderf") are rewritten by :func:`favor.torch.gerf.prepare` into
+    the positive map on augmented inputs.
     """
     scale = q.shape[-1] ** -0.25  # the d^(-1/4) temperature, applied to the projection
     spec = feature_map(features)
+    if spec.prepare is not None:
+        from favor.torch.gerf import prepare
+
+        q, k, projection = prepare(q, k, projection, mask, features, causal, feature_params, scale)
+        features = "positive"
+        spec = feature_map(features)
+    elif feature_params is not None:
+        raise ValueError(
+            f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
+        )
     if not causal:
         # Data-fitted parameters may use the inputs bidirectionally, never causally.
         data = None if spec.params is None else torch.cat([q, k], dim=-2) * scale
@@ -224,6 +237,7 @@ def favor_attention(
     features: str = "positive",
     per_head: bool = False,
     chunk_size: int | None = None,
+    feature_params: Any = None,
 ) -> torch.Tensor:
     r"""FAVOR+ attention on tensors: the contract of :func:`favor.favor_attention`.
 
@@ -260,6 +274,10 @@ def favor_attention(
         bidirectional block length (default about 2**24 feature entries per block on CPU,
         the whole sequence on GPU); changes speed and memory, not the result beyond
         rounding.
+    feature_params : favor.gerf.GerfParameters, optional
+        Fixed parameters of "oprf"/"saderf", required with ``causal=True``
+        (:func:`favor.favor_attention`). Fitted ones are computed from detached inputs
+        and carry no gradient (:mod:`favor.torch.gerf`).
 
     Returns
     -------
@@ -311,7 +329,9 @@ def favor_attention(
         features=name,
     )
     # A per-head (H, m, d) projection broadcasts against (..., H, L, d) inputs in matmul.
-    out = favor_core(q.to(work), k.to(work), v.to(work), w, mask, name, bool(causal), chunk)
+    out = favor_core(
+        q.to(work), k.to(work), v.to(work), w, mask, name, bool(causal), chunk, feature_params
+    )
     return out.to(q.dtype)
 
 
