@@ -30,3 +30,14 @@ def readonly(a: np.ndarray) -> np.ndarray:
     """Return ``a`` marked read-only, so no code under test may write to its inputs."""
     a.flags.writeable = False
     return a
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Test tiers: every ``statistical`` test is also ``slow``.
+
+    ``pytest -m "not slow"`` is the fast tier (exact identities, contracts, validation);
+    the full suite, with the seeded Monte Carlo tests and the docs build, runs in CI.
+    """
+    for item in items:
+        if item.get_closest_marker("statistical") is not None:
+            item.add_marker(pytest.mark.slow)
