@@ -25,7 +25,7 @@ pytestmark = pytest.mark.torch
 
 # Maps fitted per group ("oprf", "saderf"): tests/favor/test_gerf_torch.py.
 FEATURES = [name for name, spec in FEATURE_MAPS.items() if spec.prepare is None]
-NONNEGATIVE = [name for name, spec in FEATURE_MAPS.items() if spec.nonnegative]
+NONNEGATIVE = [name for name in FEATURES if FEATURE_MAPS[name].nonnegative]
 
 
 def _data(rng, shape=(2, 3, 40, 8), d_v=5, scale=0.7):
