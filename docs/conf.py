@@ -72,7 +72,9 @@ nb_execution_mode = "cache"
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 300 if SMOKE else -1
-nb_execution_excludepatterns = [] if HAS_TORCH else ["*07_torch_transformer*"]
+nb_execution_excludepatterns = (
+    [] if HAS_TORCH else ["*07_torch_transformer*", "*08_performerize_finetune*"]
+)
 nb_merge_streams = True
 nb_render_image_options = {"width": "100%"}
 
