@@ -33,7 +33,7 @@ SMOKE = os.environ.get("FAVOR_SMOKE", "0") not in ("", "0")
 FIGURES = os.environ.get("FAVOR_FIGURES")
 WIDTH, HEADS, LAYERS, BATCH = 32, 4, 2, 32
 EPOCHS = 2 if SMOKE else 20  # softmax pre-training
-FINETUNE_STEPS = 20 if SMOKE else 400
+FINETUNE_STEPS = 20 if SMOKE else 300
 EVAL_EVERY = 10 if SMOKE else 50
 REDRAW_INTERVAL = 10 if SMOKE else 100  # training steps between projection redraws
 N_COMPONENTS = (32,) if SMOKE else (16, 64)
@@ -132,8 +132,8 @@ print(f"softmax model: test accuracy {softmax_accuracy:.3f} after {EPOCHS} epoch
 #
 # `performerize` replaces every `nn.MultiheadAttention` by `FavorAttention.from_multihead`
 # (same weights; layer $i$ gets its own projection, spawned from `random_state`). The
-# converted model is evaluated with no training, then fine-tuned with AdamW (learning rate
-# $2 \cdot 10^{-3}$, cosine decay to zero); `redraw_interval` draws fresh projections before every
+# converted model is evaluated with no training, then fine-tuned with AdamW at a constant
+# learning rate of $10^{-3}$; `redraw_interval` draws fresh projections before every
 # `REDRAW_INTERVAL`-th training step, so the weights learn to work with the estimator rather
 # than with one draw of it. Test accuracy is measured every `EVAL_EVERY` steps (on the
 # projections in use at that step).
@@ -150,13 +150,11 @@ for m in N_COMPONENTS:
         )
         assert sum(isinstance(x, FavorAttention) for x in model.modules()) == LAYERS
         after_conversion = accuracy(model)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-        decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=FINETUNE_STEPS)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
         stream = batches(torch.Generator().manual_seed(100 + seed))
         curve = [(0, after_conversion)]
         for t in range(1, FINETUNE_STEPS + 1):
             step(model, optimiser, next(stream))
-            decay.step()
             if t % EVAL_EVERY == 0:
                 curve.append((t, accuracy(model)))
         curves[m, seed] = np.array(curve)
@@ -223,9 +221,11 @@ finish(fig, "finetune")
 # softmax model attends sharply (large query and key norms), the regime in which FAVOR+'s
 # variance explodes (see notebook 05 and `favor.estimate_attention_error`), for any $m$
 # tried — and fine-tuning recovers most of the accuracy in a few hundred steps (the softmax
-# model was trained for 860), though not all of it at this budget. Converting the fine-tuned
-# weights back to softmax attention shows how much of what was learned is specific to the
-# FAVOR+ estimator.
+# model was trained for 860), though not all of it at this budget. The curves dip after
+# each redraw: in this regime the fine-tuned weights work best with the draw they were
+# tuned on, so the schedule matters (the last evaluation uses the draw of step 201, tuned
+# for 100 steps). Converting the fine-tuned weights back to softmax attention shows how
+# much of what was learned carries over to exact attention.
 
 # %%
 result = run_claim("U3")
