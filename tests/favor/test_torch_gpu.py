@@ -90,7 +90,7 @@ def test_half_precision_finite_on_cuda(dtype):
 
 
 def test_module_on_cuda_decodes_like_the_forward_pass():
-    layer = FavorAttention(32, 4, batch_first=True, n_components=16, causal=True, rng=0)
+    layer = FavorAttention(32, 4, batch_first=True, n_components=16, causal=True, random_state=0)
     layer = layer.cuda().double()
     g = torch.Generator().manual_seed(5)
     x = torch.randn(2, 40, 32, generator=g, dtype=torch.float64).cuda()
