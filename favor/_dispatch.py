@@ -11,7 +11,8 @@ prebuilt projection, and reject them for the inputs with a message naming the ar
 
 This module is the only one outside ``favor/torch/`` that imports :mod:`favor.torch` (lazily,
 on the first tensor). Another backend is one more row of :data:`BACKENDS` and one more
-loader, e.g. Dask: ``("dask", "dask.array", "Array")``.
+loader: Dask arrays go to :mod:`favor._dask` (``favor_attention``; the estimator's
+``fit`` and ``transform`` ask :func:`backend_of` themselves).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ __all__ = ["BACKENDS", "backend_of", "dispatch"]
 
 #: (backend name, module that defines the array type, the type's attribute name), in the
 #: order they are tried.
-BACKENDS: tuple[tuple[str, str, str], ...] = (("torch", "torch", "Tensor"),)
+BACKENDS: tuple[tuple[str, str, str], ...] = (
+    ("torch", "torch", "Tensor"),
+    ("dask", "dask.array", "Array"),
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +51,16 @@ def _implementation(backend: str, name: str) -> Callable[..., Any]:
         import favor.torch
 
         return getattr(favor.torch, name)
+    if backend == "dask":
+        import favor._dask
+
+        implementation = getattr(favor._dask, name, None)
+        if implementation is None:
+            raise ValueError(
+                f"favor.{name} does not take Dask arrays (favor_attention and FavorSampler "
+                "do); pass NumPy arrays, e.g. x.compute()"
+            )
+        return implementation
     raise ValueError(f"no {backend} implementation of {name}")  # pragma: no cover
 
 

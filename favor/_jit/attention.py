@@ -32,7 +32,14 @@ from numba import prange, types
 
 from favor._jit.feature_rows import rows_type
 
-__all__ = ["bidirectional_attention", "causal_attention", "causal_state_update"]
+__all__ = [
+    "bidirectional_attention",
+    "causal_attention",
+    "causal_scan",
+    "causal_state_update",
+    "key_state",
+    "query_output",
+]
 
 _OPTIONS = {"cache": True, "nogil": True}
 
@@ -137,6 +144,180 @@ def causal_state_update(state, normaliser, log_scale, e, r, v):
     return new
 
 
+@numba.njit(**_OPTIONS)
+def key_state(k, v, w, padded, half_factor, rows, params, width, chunk, state, normaliser):
+    r"""Fold one group's keys into the state ``(state, normaliser)``; return its log-scale.
+
+    Streams the keys in chunks of ``chunk`` rows: :math:`S = \sum_j e^{r_j - c} e_j v_j^T`,
+    :math:`z = \sum_j e^{r_j - c} e_j` with ``c`` the largest log-scale seen (the state is
+    rescaled when it grows). ``state`` (width, d_v) and ``normaliser`` (width,) must hold
+    zeros on entry; the returned ``c`` is ``-inf`` if every key is padded. Extra memory:
+    O(chunk x width). Used by :func:`bidirectional_attention` and, per key chunk, by the
+    Dask backend (:mod:`favor._jit.chunked`).
+
+    Parameters
+    ----------
+    k : array of shape (L_k, d)
+    v : array of shape (L_k, d_v)
+    w : array of shape (d, m)
+        The group's scaled, transposed projection.
+    padded : bool array of shape (L_k,)
+    half_factor, rows, params, width, chunk
+        As in :func:`bidirectional_attention`.
+    state : array of shape (width, d_v)
+    normaliser : array of shape (width,)
+
+    Returns
+    -------
+    float
+        The log-scale ``c`` of the state.
+    """
+    n_keys = k.shape[0]
+    e = np.empty((chunk, width), dtype=k.dtype)
+    r = np.empty(chunk, dtype=k.dtype)
+    hsq = np.empty(chunk, dtype=k.dtype)
+    shifted = np.empty(width, dtype=k.dtype)
+    scratch = np.empty(width, dtype=k.dtype)
+    log_scale = -np.inf
+    for t0 in range(0, n_keys, chunk):
+        n = min(chunk, n_keys - t0)
+        _key_rows(
+            k[t0 : t0 + n], w, half_factor, rows, params, padded[t0 : t0 + n],
+            e[:n], r[:n], hsq[:n], shifted, scratch,
+        )  # fmt: skip
+        log_scale = causal_state_update(state, normaliser, log_scale, e[:n], r[:n], v[t0 : t0 + n])
+    return log_scale
+
+
+@numba.njit(**_OPTIONS)
+def query_output(q, w, half_factor, rows, params, width, chunk, state, normaliser, out):
+    r"""Write :math:`(e_i^T S) / (e_i^T z)` for one group's queries (0 where the normaliser is 0).
+
+    The state's log-scale is not needed: it multiplies numerator and normaliser alike.
+    Used by :func:`bidirectional_attention` and, per query chunk, by the Dask backend.
+
+    Parameters
+    ----------
+    q : array of shape (L_q, d)
+    w, half_factor, rows, params, width, chunk
+        As in :func:`key_state`.
+    state : array of shape (width, d_v)
+    normaliser : array of shape (width,)
+    out : array of shape (L_q, d_v)
+        Output, written in place.
+    """
+    n_queries = q.shape[0]
+    e = np.empty((chunk, width), dtype=q.dtype)
+    r = np.empty(chunk, dtype=q.dtype)
+    hsq = np.empty(chunk, dtype=q.dtype)
+    shifted = np.empty(width, dtype=q.dtype)
+    scratch = np.empty(width, dtype=q.dtype)
+    for t0 in range(0, n_queries, chunk):
+        n = min(chunk, n_queries - t0)
+        _query_rows(
+            q[t0 : t0 + n], w, half_factor, rows, params, e[:n], r[:n], hsq[:n], shifted, scratch
+        )
+        numer = np.dot(e[:n], state)
+        denom = np.dot(e[:n], normaliser)
+        for i in range(n):
+            if denom[i] != 0:
+                out[t0 + i, :] = numer[i, :] / denom[i]
+            else:
+                out[t0 + i, :] = 0
+
+
+@numba.njit(**_OPTIONS)
+def causal_scan(
+    q, k, v, w, padded, half_factor, rows, params, width, chunk, state, normaliser, log_scale, out
+):
+    r"""Causal attention of one group from a carried state; return the final log-scale.
+
+    Inside each chunk, with running maxima :math:`c_t = \max(c_{prev}, r_{t_0}, ..., r_t)`:
+
+    .. math::
+        o_t = \frac{\sum_{t_0 \le j \le t} (e^{q}_t \cdot e_j)\, e^{r_j - c_t} v_j
+                    + e^{c_{prev} - c_t}\, e^{q}_t S}
+                   {\sum_{t_0 \le j \le t} (e^{q}_t \cdot e_j)\, e^{r_j - c_t}
+                    + e^{c_{prev} - c_t}\, e^{q}_t \cdot z},
+
+    a small masked product for the chunk plus the carried state :math:`(S, z)` at
+    log-scale :math:`c_{prev}`, which :func:`causal_state_update` then advances (in place).
+    The empty state (zeros, ``log_scale = -inf``) gives causal attention of the group
+    (:func:`causal_attention`); the state of all earlier positions gives the rows of a
+    later sequence chunk (the Dask backend). Every quantity used for :math:`o_t` depends
+    on the carried state and positions :math:`\le t` only.
+
+    Parameters
+    ----------
+    q, k : arrays of shape (L, d)
+    v : array of shape (L, d_v)
+    w, padded, half_factor, rows, params, width, chunk
+        As in :func:`key_state`.
+    state : array of shape (width, d_v)
+        Carried :math:`S` (advanced in place).
+    normaliser : array of shape (width,)
+        Carried :math:`z` (advanced in place).
+    log_scale : float
+        Carried :math:`c` (``-inf`` when empty).
+    out : array of shape (L, d_v)
+        Output, written in place.
+
+    Returns
+    -------
+    float
+        The log-scale of the advanced state.
+    """
+    n_tokens = q.shape[0]
+    eq = np.empty((chunk, width), dtype=q.dtype)
+    ek = np.empty((chunk, width), dtype=q.dtype)
+    r = np.empty(chunk, dtype=q.dtype)
+    running = np.empty(chunk, dtype=q.dtype)
+    hsq = np.empty(chunk, dtype=q.dtype)
+    dummy = np.empty(chunk, dtype=q.dtype)
+    shifted = np.empty(width, dtype=q.dtype)
+    scratch = np.empty(width, dtype=q.dtype)
+    for t0 in range(0, n_tokens, chunk):
+        n = min(chunk, n_tokens - t0)
+        vc = v[t0 : t0 + n]
+        _query_rows(
+            q[t0 : t0 + n], w, half_factor, rows, params,
+            eq[:n], dummy[:n], hsq[:n], shifted, scratch,
+        )  # fmt: skip
+        _key_rows(
+            k[t0 : t0 + n], w, half_factor, rows, params, padded[t0 : t0 + n],
+            ek[:n], r[:n], hsq[:n], shifted, scratch,
+        )  # fmt: skip
+        top = log_scale
+        for i in range(n):
+            if r[i] > top:
+                top = r[i]
+            running[i] = top
+        scores = np.dot(eq[:n], ek[:n].T)
+        denom = np.zeros(n, dtype=q.dtype)
+        for i in range(n):
+            for j in range(n):
+                if j > i or r[j] == -np.inf:
+                    scores[i, j] = 0
+                elif r[j] != running[i]:
+                    scores[i, j] *= np.exp(r[j] - running[i])
+                denom[i] += scores[i, j]
+        numer = np.dot(scores, vc)
+        if log_scale != -np.inf:
+            carried = np.dot(eq[:n], state)
+            carried_denom = np.dot(eq[:n], normaliser)
+            for i in range(n):
+                factor = 1 if running[i] == log_scale else np.exp(log_scale - running[i])
+                numer[i, :] += factor * carried[i, :]
+                denom[i] += factor * carried_denom[i]
+        for i in range(n):
+            if denom[i] != 0:
+                out[t0 + i, :] = numer[i, :] / denom[i]
+            else:
+                out[t0 + i, :] = 0
+        log_scale = causal_state_update(state, normaliser, log_scale, ek[:n], r[:n], vc)
+    return log_scale
+
+
 @numba.njit(_SCAN_SIGNATURES, **_OPTIONS, parallel=True)
 def bidirectional_attention(
     q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out
@@ -146,9 +327,10 @@ def bidirectional_attention(
     For each group: one pass over the key chunks accumulates
     :math:`S = \sum_j e^{r_j - c} e_j v_j^T` and :math:`z = \sum_j e^{r_j - c} e_j` with
     ``c`` the largest log-scale seen (the state is rescaled when it grows; the final
-    ``c`` is the single per-group key stabiliser). A pass over the query chunks then writes
-    :math:`(e_i^T S) / (e_i^T z)`, or 0 where the normaliser is exactly 0 (no visible key).
-    Extra memory per thread: O(chunk x width + width x d_v), never O(L x m).
+    ``c`` is the single per-group key stabiliser; :func:`key_state`). A pass over the query
+    chunks then writes :math:`(e_i^T S) / (e_i^T z)`, or 0 where the normaliser is exactly
+    0 (no visible key; :func:`query_output`). Extra memory per thread:
+    O(chunk x width + width x d_v), never O(L x m).
 
     Parameters
     ----------
@@ -174,57 +356,23 @@ def bidirectional_attention(
     out : array of shape (G, L_q, d_v)
         Output, written in place.
     """
-    n_groups, n_queries, _ = q.shape
-    n_keys = k.shape[1]
     d_v = v.shape[2]
-    for g in prange(n_groups):
+    for g in prange(q.shape[0]):
         w = wt[proj_index[g]]
-        e = np.empty((chunk, width), dtype=q.dtype)
-        r = np.empty(chunk, dtype=q.dtype)
-        hsq = np.empty(chunk, dtype=q.dtype)
-        shifted = np.empty(width, dtype=q.dtype)
-        scratch = np.empty(width, dtype=q.dtype)
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
-        log_scale = -np.inf
-        for t0 in range(0, n_keys, chunk):
-            n = min(chunk, n_keys - t0)
-            _key_rows(
-                k[g, t0 : t0 + n], w, half_factor, rows, params, padded[g, t0 : t0 + n],
-                e[:n], r[:n], hsq[:n], shifted, scratch,
-            )  # fmt: skip
-            log_scale = causal_state_update(
-                state, normaliser, log_scale, e[:n], r[:n], v[g, t0 : t0 + n]
-            )
-        for t0 in range(0, n_queries, chunk):
-            n = min(chunk, n_queries - t0)
-            _query_rows(
-                q[g, t0 : t0 + n], w, half_factor, rows, params,
-                e[:n], r[:n], hsq[:n], shifted, scratch,
-            )  # fmt: skip
-            numer = np.dot(e[:n], state)
-            denom = np.dot(e[:n], normaliser)
-            for i in range(n):
-                if denom[i] != 0:
-                    out[g, t0 + i, :] = numer[i, :] / denom[i]
-                else:
-                    out[g, t0 + i, :] = 0
+        key_state(
+            k[g], v[g], w, padded[g], half_factor, rows, params, width, chunk, state, normaliser
+        )
+        query_output(q[g], w, half_factor, rows, params, width, chunk, state, normaliser, out[g])
 
 
 @numba.njit(_SCAN_SIGNATURES, **_OPTIONS, parallel=True)
 def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out):
     r"""Causal FAVOR+ attention by a chunked prefix scan, parallel over groups.
 
-    Inside a chunk, with running maxima :math:`c_t = \max(c_{prev}, r_{t_0}, ..., r_t)`:
-
-    .. math::
-        o_t = \frac{\sum_{j \le t} (e^{q}_t \cdot e_j)\, e^{r_j - c_t} v_j
-                    + e^{c_{prev} - c_t}\, e^{q}_t S}
-                   {\sum_{j \le t} (e^{q}_t \cdot e_j)\, e^{r_j - c_t}
-                    + e^{c_{prev} - c_t}\, e^{q}_t \cdot z},
-
-    a small masked product for the chunk plus the carried state :math:`(S, z)` at
-    log-scale :math:`c_{prev}`, which :func:`causal_state_update` then advances. Every
+    :func:`causal_scan` of each group from the empty state: inside a chunk a small masked
+    product, across chunks the carried :math:`(S, z)` at a running log-scale. Every
     quantity used for :math:`o_t` depends on positions :math:`\le t` only, so changing later
     keys or values leaves :math:`o_t` bit-identical. An exactly zero normaliser gives a zero
     row. Extra memory per thread: O(chunk x (width + chunk) + width x d_v); no
@@ -232,57 +380,11 @@ def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params,
 
     Parameters are those of :func:`bidirectional_attention` (here ``L_q == L_k``).
     """
-    n_groups, n_tokens, _ = q.shape
     d_v = v.shape[2]
-    for g in prange(n_groups):
-        w = wt[proj_index[g]]
-        eq = np.empty((chunk, width), dtype=q.dtype)
-        ek = np.empty((chunk, width), dtype=q.dtype)
-        r = np.empty(chunk, dtype=q.dtype)
-        running = np.empty(chunk, dtype=q.dtype)
-        hsq = np.empty(chunk, dtype=q.dtype)
-        dummy = np.empty(chunk, dtype=q.dtype)
-        shifted = np.empty(width, dtype=q.dtype)
-        scratch = np.empty(width, dtype=q.dtype)
+    for g in prange(q.shape[0]):
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
-        log_scale = -np.inf
-        for t0 in range(0, n_tokens, chunk):
-            n = min(chunk, n_tokens - t0)
-            vc = v[g, t0 : t0 + n]
-            _query_rows(
-                q[g, t0 : t0 + n], w, half_factor, rows, params,
-                eq[:n], dummy[:n], hsq[:n], shifted, scratch,
-            )  # fmt: skip
-            _key_rows(
-                k[g, t0 : t0 + n], w, half_factor, rows, params, padded[g, t0 : t0 + n],
-                ek[:n], r[:n], hsq[:n], shifted, scratch,
-            )  # fmt: skip
-            top = log_scale
-            for i in range(n):
-                if r[i] > top:
-                    top = r[i]
-                running[i] = top
-            scores = np.dot(eq[:n], ek[:n].T)
-            denom = np.zeros(n, dtype=q.dtype)
-            for i in range(n):
-                for j in range(n):
-                    if j > i or r[j] == -np.inf:
-                        scores[i, j] = 0
-                    elif r[j] != running[i]:
-                        scores[i, j] *= np.exp(r[j] - running[i])
-                    denom[i] += scores[i, j]
-            numer = np.dot(scores, vc)
-            if log_scale != -np.inf:
-                carried = np.dot(eq[:n], state)
-                carried_denom = np.dot(eq[:n], normaliser)
-                for i in range(n):
-                    factor = 1 if running[i] == log_scale else np.exp(log_scale - running[i])
-                    numer[i, :] += factor * carried[i, :]
-                    denom[i] += factor * carried_denom[i]
-            for i in range(n):
-                if denom[i] != 0:
-                    out[g, t0 + i, :] = numer[i, :] / denom[i]
-                else:
-                    out[g, t0 + i, :] = 0
-            log_scale = causal_state_update(state, normaliser, log_scale, ek[:n], r[:n], vc)
+        causal_scan(
+            q[g], k[g], v[g], wt[proj_index[g]], padded[g], half_factor, rows, params, width,
+            chunk, state, normaliser, -np.inf, out[g],
+        )  # fmt: skip
