@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # loopback, any free port
             ) as cluster,
             Client(cluster) as client,
         ):

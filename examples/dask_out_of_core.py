@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 
-def _block(block_id: np.ndarray, *, seed: int, n_features: int, part: int, block_info=None):
+def _block(ids: np.ndarray, *, seed: int, n_features: int, part: int, block_info=None):
     # Rows of one block, from a seed fixed by (seed, part, block index): reproducible,
     # independent across blocks, and never dependent on which worker draws them.
     rows = block_info[None]["chunk-shape"][0]
-    rng = np.random.default_rng([seed, part, int(block_id[0, 0])])
+    rng = np.random.default_rng([seed, part, int(ids[0, 0])])
     return rng.standard_normal((rows, n_features))
 
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     n_workers=args.workers,
                     threads_per_worker=1,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # loopback, any free port
                 )
             )
             client = stack.enter_context(Client(cluster))
