@@ -66,7 +66,7 @@ def _attention_case(client, seq: int, seq_chunk: int, causal: bool) -> Callable[
     rng = da.random.default_rng(1)
     shape, chunks = (2, 4, seq, 64), (2, 4, seq_chunk, 64)
     q, k, v = (0.3 * rng.standard_normal(shape, chunks=chunks) for _ in range(3))
-    out = favor.favor_attention(q, k, v, n_components=256, causal=causal, random_state=0)
+    out = favor.favor_attention(q, k, v, n_components=256, causal=causal, rng=0)
     total = out.sum()
     return lambda: client.compute(total).result()
 

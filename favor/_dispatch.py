@@ -11,8 +11,8 @@ prebuilt projection, and reject them for the inputs with a message naming the ar
 
 This module is the only one outside ``favor/torch/`` that imports :mod:`favor.torch` (lazily,
 on the first tensor). Another backend is one more row of :data:`BACKENDS` and one more
-loader: Dask arrays go to :mod:`favor._dask` (``favor_attention``; the estimator's
-``fit`` and ``transform`` ask :func:`backend_of` themselves).
+loader (:func:`load_backend`): Dask arrays go to :mod:`favor._dask` (``favor_attention``;
+the estimator's ``fit`` and ``transform`` ask :func:`backend_of` and load it here).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["BACKENDS", "backend_of", "dispatch"]
+__all__ = ["BACKENDS", "backend_of", "dispatch", "load_backend"]
 
 #: (backend name, module that defines the array type, the type's attribute name), in the
 #: order they are tried.
@@ -46,22 +47,31 @@ def backend_of(*values: Any) -> str:
     return "numpy"
 
 
-def _implementation(backend: str, name: str) -> Callable[..., Any]:
+def load_backend(backend: str) -> ModuleType:
+    """Import and return a backend's package (:mod:`favor.torch`, :mod:`favor._dask`).
+
+    The only place outside the backends that imports them; called on the first array of
+    that backend, so ``import favor`` never loads one.
+    """
     if backend == "torch":
         import favor.torch
 
-        return getattr(favor.torch, name)
+        return favor.torch
     if backend == "dask":
         import favor._dask
 
-        implementation = getattr(favor._dask, name, None)
-        if implementation is None:
-            raise ValueError(
-                f"favor.{name} does not take Dask arrays (favor_attention and FavorSampler "
-                "do); pass NumPy arrays, e.g. x.compute()"
-            )
-        return implementation
-    raise ValueError(f"no {backend} implementation of {name}")  # pragma: no cover
+        return favor._dask
+    raise ValueError(f"no backend named {backend!r}")  # pragma: no cover
+
+
+def _implementation(backend: str, name: str) -> Callable[..., Any]:
+    implementation = getattr(load_backend(backend), name, None)
+    if implementation is None:
+        raise ValueError(
+            f"favor.{name} does not take {backend} arrays; pass NumPy arrays"
+            + (", e.g. x.compute()" if backend == "dask" else "")
+        )
+    return implementation
 
 
 def dispatch(function: F) -> F:

@@ -18,6 +18,7 @@ import numpy as np
 RandomLike = Union[int, np.random.SeedSequence, np.random.Generator, None]  # noqa: UP007
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
     "RandomLike",
     "as_generator",
     "check_attention_inputs",
@@ -28,6 +29,7 @@ __all__ = [
     "check_mask_shape",
     "check_positive_int",
     "check_projection",
+    "heads_of",
 ]
 
 
@@ -229,3 +231,19 @@ def check_mask_shape(mask_shape: tuple[int, ...], lead: tuple[int, ...], n_keys:
             f"be 1 to broadcast), got {mask_shape}; for (batch, heads, L, d) inputs "
             "pass a (batch, L_k) mask as mask[:, None, :]"
         )
+
+
+#: Default rows per chunk of the NumPy engine's scans: bidirectional, causal.
+DEFAULT_CHUNK_SIZE = {False: 512, True: 32}
+
+
+def heads_of(shape: tuple[int, ...], per_head: bool) -> int | None:
+    """The number of heads (the axis before ``L``) when ``per_head``, else None."""
+    if not per_head:
+        return None
+    if len(shape) < 3:
+        raise ValueError(
+            "per_head=True needs inputs of shape (..., heads, L, d) with at least 3 "
+            f"dimensions, got queries of shape {tuple(shape)}"
+        )
+    return int(shape[-3])

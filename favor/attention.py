@@ -53,32 +53,20 @@ from numpy.typing import ArrayLike
 from favor._dispatch import dispatch
 from favor._threads import jit_threads
 from favor._validation import (
+    DEFAULT_CHUNK_SIZE,
     RandomLike,
     check_attention_inputs,
     check_choice,
     check_flag,
     check_positive_int,
+    heads_of,
 )
 from favor.registry import feature_map
 from favor.sampling import DEFAULT_N_COMPONENTS, resolve_projection
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "estimate_attention_error", "favor_attention"]
 
-#: Default rows per chunk of the NumPy engine's scans: bidirectional, causal.
-DEFAULT_CHUNK_SIZE = {False: 512, True: 32}
 _GERF_MAPS = ("oprf", "saderf")
-
-
-def heads_of(shape: tuple[int, ...], per_head: bool) -> int | None:
-    """The number of heads (the axis before ``L``) when ``per_head``, else None."""
-    if not per_head:
-        return None
-    if len(shape) < 3:
-        raise ValueError(
-            "per_head=True needs inputs of shape (..., heads, L, d) with at least 3 "
-            f"dimensions, got queries of shape {tuple(shape)}"
-        )
-    return int(shape[-3])
 
 
 def _flatten_groups(x: np.ndarray) -> np.ndarray:

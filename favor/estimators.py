@@ -102,7 +102,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from favor._dispatch import backend_of
+from favor._dispatch import backend_of, load_backend
 from favor._validation import as_generator
 from favor.registry import FEATURE_MAPS, KERNELS, SAMPLERS, check_compatible, kernel
 from favor.sampling import draw_projection
@@ -113,9 +113,7 @@ __all__ = ["FavorSampler"]
 def _scale_gamma(X: Any) -> float:
     """Return scikit-learn's ``gamma="scale"``: ``1 / (n_features * X.var())`` (1 if var is 0)."""
     if backend_of(X) == "dask":  # one Dask reduction
-        from favor._dask.estimators import scale_gamma
-
-        return scale_gamma(X)
+        return load_backend("dask").estimators.scale_gamma(X)
     if hasattr(X, "multiply"):  # scipy.sparse: the variance over all entries, zeros included
         X64 = X.astype(np.float64)
         variance = float(X64.multiply(X64).mean() - X64.mean() ** 2)
@@ -134,9 +132,7 @@ def _dense(X: Any) -> Any:
 def _validate_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> Any:
     """``validate_data`` for float32/float64 (dense or CSR) input; every error names ``X``."""
     if backend_of(X) == "dask":  # checked lazily: shape and dtype only
-        from favor._dask.estimators import check_X
-
-        return check_X(estimator, X, reset=reset)
+        return load_backend("dask").estimators.check_X(estimator, X, reset=reset)
     try:
         return validate_data(
             estimator, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=reset
@@ -412,9 +408,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             estimate the kernel. Each row depends only on the same row of ``X``.
         """
         if backend_of(X) == "dask":  # lazy, row block by row block
-            from favor._dask.estimators import transform as transform_dask
-
-            return transform_dask(self, X)
+            return load_backend("dask").estimators.transform(self, X)
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
         formula = FEATURE_MAPS[self.features_].numpy_formula()

@@ -35,6 +35,7 @@ LAYERS = {
     "favor.gerf": 3.8,  # fitted GERF maps (oprf, saderf): parameters and jit-input augmentation
     "favor.hybrid": 3.8,  # angular hybrid features
     "favor.attention": 4,
+    "favor._dask": 4.5,  # the Dask backend: lazy Dask arrays through the engine's pieces
     "favor.decoding": 4,
     "favor.estimators": 5,
     "favor.torch": 5,
@@ -45,7 +46,7 @@ LEAVES = ("favor.estimators", "favor.torch")
 #: The one module outside favor/torch/ that imports torch's backend (lazily).
 DISPATCH = "favor._dispatch"
 #: Backend packages only the dispatch module may import from outside them.
-BACKEND_PACKAGES = ("favor.torch",)
+BACKEND_PACKAGES = ("favor.torch", "favor._dask")
 
 
 def _module_name(path: Path) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["favor_attention"]
+__all__ = ["estimators", "favor_attention"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from favor._dask.attention import favor_attention
 
         return favor_attention
+    if name == "estimators":
+        import favor._dask.estimators
+
+        return favor._dask.estimators
     raise AttributeError(f"module 'favor._dask' has no attribute {name!r}")

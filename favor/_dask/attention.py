@@ -35,15 +35,19 @@ parallelism, one task per worker thread (the kernels release the GIL).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
 from favor._validation import (
+    DEFAULT_CHUNK_SIZE,
     check_attention_shapes,
+    check_flag,
     check_float_array,
     check_mask_shape,
     check_positive_int,
+    heads_of,
 )
 
 __all__ = ["SPLIT_EVERY", "combine_states", "empty_state", "favor_attention"]
@@ -222,9 +226,8 @@ def _causal_task(
 def _as_dask(name: str, x: Any) -> Any:
     import dask.array as da
 
-    from favor._namespace import is_torch
-
-    if is_torch(x):
+    torch = sys.modules.get("torch")  # a tensor exists only if torch is imported
+    if torch is not None and isinstance(x, torch.Tensor):
         raise ValueError(
             f"{name} must be a Dask or NumPy array when another input is a Dask array, "
             "got a torch tensor"
@@ -295,7 +298,6 @@ def favor_attention(
     import dask
     import dask.array as da
 
-    from favor.attention import DEFAULT_CHUNK_SIZE, check_flag, heads_of
     from favor.registry import feature_map
     from favor.sampling import resolve_projection
 
