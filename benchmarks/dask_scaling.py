@@ -79,8 +79,8 @@ def _theory_case(client, profile: str, claims: list[str] | None, sink: list):
     specs = [get_claim(c) for c in claims] if claims else list(CLAIMS)
 
     def run() -> None:
-        with distributed(client=client):
-            results, _ = run_all(profile=profile, claims=specs, stream=open(os.devnull, "w"))
+        with distributed(client=client), open(os.devnull, "w") as quiet:
+            results, _ = run_all(profile=profile, claims=specs, stream=quiet)
         sink.append([(r.estimate, r.interval, r.passed, r.statistic) for r in results])
 
     return run

@@ -207,7 +207,7 @@ def test_dask_bidirectional_different_lengths_and_a_shared_projection(features, 
     q = 0.4 * rng.standard_normal((3, 29, 6))
     k = 0.4 * rng.standard_normal((3, 41, 6))
     v = rng.standard_normal((3, 41, 2))
-    w = favor.orthogonal_projection(12, 6, rng=rng)
+    w = favor.sampling.draw_projection("orthogonal", 12, 6, rng=rng)
     mask = np.zeros((3, 41), dtype=bool)
     mask[:, 30:] = True
     mask[2, :] = True  # no visible key: a zero row, as in memory
@@ -279,8 +279,12 @@ def test_dask_inputs_are_checked_before_any_computation(rng):
     with pytest.raises(ValueError, match="queries must have known chunk sizes"):
         favor.favor_attention(unknown, k, v)
     torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"queries must be a torch.Tensor, got Array"):
+        favor.favor_attention(dq, torch.from_numpy(k), v)  # a tensor: the torch backend
+    from favor._dask.attention import favor_attention as dask_attention
+
     with pytest.raises(ValueError, match="keys must be a Dask or NumPy array"):
-        favor.favor_attention(dq, torch.from_numpy(k), v)
+        dask_attention(dq, torch.from_numpy(k), v)
 
 
 def test_dask_same_projection_as_in_memory_for_a_seed(rng):
