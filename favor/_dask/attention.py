@@ -271,13 +271,15 @@ def favor_attention(
     features: str = "positive",
     per_head: bool = False,
     chunk_size: int | None = None,
+    feature_params: Any = None,
 ) -> Any:
     r"""FAVOR+ attention of Dask arrays (see :func:`favor.favor_attention`), returned lazily.
 
     Parameters are those of :func:`favor.favor_attention`; any of ``queries``, ``keys``,
     ``values`` and ``key_padding_mask`` may be a Dask array, the others NumPy arrays.
     The projection is drawn (or checked) here, on the client, exactly as in memory, so one
-    ``rng`` gives the same features on both backends. ``chunk_size`` is the
+    ``rng`` gives the same features on both backends. Maps with parameters fitted to the
+    data (``feature_params``, oprf, saderf) are refused with a ValueError. ``chunk_size`` is the
     number of rows per inner step inside a task (as in memory); the tasks themselves
     follow the inputs' chunks.
 
@@ -314,11 +316,12 @@ def favor_attention(
         )
     check_attention_shapes(q.shape, k.shape, v.shape, causal=causal)
     fmap = feature_map(features)
-    if fmap.params is not None and not causal:
+    fitted = fmap.params is not None or fmap.attention_prepare() is not None
+    if fitted or feature_params is not None:
         raise ValueError(
-            f"features={features!r} fits its parameters to the queries and keys, which "
-            "favor_attention does not do on Dask arrays; compute() the inputs, or use "
-            "causal=True (parameters from the projection only)"
+            f"features={features!r} fits its parameters to the data, which favor_attention "
+            "does not do on Dask arrays; compute() the inputs or use a map without fitted "
+            "parameters (positive, hyperbolic, trigonometric, relu)"
         )
     chunk = (
         DEFAULT_CHUNK_SIZE[causal]
