@@ -24,6 +24,17 @@ the formula reference in ``docs/formulas.md`` (sections and bracketed ids).
 ====  ==========================================================  ==========================================  =====================================================  ==========================
 id    statement (assumptions)                                     source                                      check                                                  negative control(s)
 ====  ==========================================================  ==========================================  =====================================================  ==========================
+E1    positive: features + every float64 attention path           Performers Eq. 4; formulas §1.3, §2.3       engine_paths.check_feature_map_paths                   engine epsilon 1e-4
+E2    the same, hyperbolic features                               formulas §1.3, §2.3 (exact)                 engine_paths.check_feature_map_paths                   engine epsilon 1e-4
+E3    the same, trigonometric features                            formulas §1.3, §2.2 (exact)                 engine_paths.check_feature_map_paths                   engine epsilon 1e-4
+E4    the same, ReLU features                                     formulas §1.3, §5 (exact)                   engine_paths.check_feature_map_paths                   engine epsilon 1e-4
+E5    float32 paths within 1.2e-5 of the float64 oracle           formulas §1.3 (stated float32 bound)        engine_paths.check_float32_paths                       engine epsilon 1e-4
+E6    projections drawn by name = draw_projection's               design contract (exact)                     engine_paths.check_default_projection                  default iid
+E7    decoding step by step = causal attention                    formulas §1.3 [A2] (exact)                  engine_paths.check_decoding                            decoding epsilon
+E8    torch backend = collapsed form (if installed)               formulas §1.3 (exact)                       engine_paths.check_torch_backend                       torch ignores masks
+S1    iid rows marginally N(0, I) at every position               formulas §3.1                               sampler_moments.check_sampler_marginals                rows x 1.01
+S2    orthogonal rows N(0, I) incl. the partial block             Performers Sec. 2.4; formulas §3.1          sampler_moments.check_sampler_marginals                x 1.01; QR; partial
+R1    estimate_attention_error = measured error                   Performers Lemma 2; formulas §2.4           error_prediction.check_error_prediction                estimate x 2
 U1    positive x iid unbiased for SM (d=4, m=8, 3 pairs)          Performers Lemma 1; formulas §2.3           unbiasedness.check_unbiased                            features x 1.05
 U2    positive x iid unbiased for the Gaussian kernel             Lemma 1 + formulas §1.1                     unbiasedness.check_unbiased                            features x 1.05
 U3    positive x orthogonal (chi norms) unbiased for SM           Performers Sec. 2.4; formulas §3.1          unbiasedness.check_unbiased                            QR w/o sign fix; fixed norms
@@ -46,13 +57,13 @@ V5    positive orthogonal MSE = exact pair-covariance quadrature  formulas §3.2
 V6    trig orthogonal MSE (Gaussian) = exact quadrature           formulas §3.2-3.3 [C5-var]                  variance.check_mse                                     fixed norms
 P1    where SM is small, MSE+ / MSEtrig is tiny, = Lemma 2 ratio  Performers Lemma 2, Sec. 3                  variance.check_positive_beats_trigonometric            positive x 1.05
 P2    MSE_hyp(m) = (1-e^{-\|z\|^2})/2 MSE_+(m) < MSE_+(2m)        Performers Lemma 2 [B-hyp<pos2m]            variance.check_hyperbolic_vs_positive                  hyperbolic x 1.05
-O1    one orthogonal block: MSE <= Theorem 2 bound < iid MSE      Performers Theorem 2, Eq. 10                orthogonality.check_theorem2                           iid rows; features x 1.05
-O2    Theorem 2 pair form holds exactly on a (d, \|z\|) grid      Performers Thm 2/6; formulas §3.2 [C2]      orthogonality.check_theorem2_exact                     directions at cosine 0.3
+O1    one block: MSE = quadrature <= Thm 2 bound < iid MSE        Performers Theorem 2, Eq. 10                orthogonality.check_theorem2                           iid rows; features x 1.05
+O2    Thm 2 pair form exact on a grid + sampler pair moment       Performers Thm 2/6; formulas §3.2 [C2]      orthogonality.check_theorem2_exact                     cosine 0.3; iid; QR
 O3    fixed sqrt(d)-norm rows estimate SMREG, not SM              Performers Thm 1; formulas §2.5             orthogonality.check_fixed_norms_estimate_smreg         chi norms
 C1    sup error over a point set decays like m^{-1/2}             Performers Thm 4; formulas §4.2 [L1]        uniform_convergence.check_sup_error_rate               fixed norms; features x 1.05
-C2    P[sup error >= delta] <= Rahimi-Recht bound (evaluated)     Rahimi & Recht 2007 (from memory)           uniform_convergence.check_failure_frequency            fixed norms
-A1    normalised attention MSE = first-order delta-method term    Performers Eq. 4; formulas §1.3             attention_error.check_attention_mse                    fixed norms
-A2    normalised attention bias = first-order O(1/m) term         Performers Sec. 2.2; formulas §1.3 [A6]     attention_error.check_attention_bias                   epsilon 1e-3 in features
+C2    (info) P[sup error >= delta] vs Rahimi-Recht bound          Rahimi & Recht 2007 (from memory)           uniform_convergence.check_failure_frequency            none (informational)
+A1    normalised attention MSE = 2nd-order expansion in 1/m       Performers Eq. 4; formulas §1.3             attention_error.check_attention_mse                    fixed norms
+A2    normalised attention bias = 2nd-order expansion in 1/m      Performers Sec. 2.2; formulas §1.3 [A6]     attention_error.check_attention_bias                   engine epsilon 1e-4
 ====  ==========================================================  ==========================================  =====================================================  ==========================
 
 (*) Fixed norms do *not* bias ReLU features: the arc-cosine kernel is homogeneous of
@@ -75,6 +86,7 @@ Checks: :func:`check_unbiased`, :func:`check_mse`,
 from __future__ import annotations
 
 from theory.attention_error import check_attention_bias, check_attention_mse
+from theory.mutations import apply_from_environment as _apply_mutation_from_environment
 from theory.orthogonality import (
     check_fixed_norms_estimate_smreg,
     check_theorem2,
@@ -107,3 +119,7 @@ __all__ = [
     "check_unbiased",
     "run_claim",
 ]
+
+# The mutation-suite hook (theory.mutations): FAVOR_THEORY_MUTATION=<name> injects one
+# plausible bug into favor before any claim runs.
+_apply_mutation_from_environment()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from theory._stats import critical_z
+from theory._stats import critical_z, resolving_power
 from theory.results import ClaimCheck
 
 __all__ = ["ratio_check"]
@@ -32,6 +32,7 @@ def ratio_check(
     n_trials: int,
     seed: int,
     data: dict[str, Any] | None = None,
+    resolves: str = "mean",
 ) -> ClaimCheck:
     """Two-sided z rule over ``k`` cases, reported as the worst ratio to its target.
 
@@ -49,6 +50,8 @@ def ratio_check(
         Root seed.
     data : dict, optional
         Extra arrays to attach.
+    resolves : str, default="mean"
+        What the estimated quantity is (for the resolving-power label).
 
     Returns
     -------
@@ -80,4 +83,6 @@ def ratio_check(
         statistic=f"max|z| = {np.abs(z).max():.2f} (crit {crit:.2f}, {means.size} cases)",
         target=1.0,
         data=payload,
+        resolving_power=resolving_power(se / np.abs(targets), alpha, n_tests=means.size),
+        resolves=resolves,
     )

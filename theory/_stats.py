@@ -33,6 +33,7 @@ __all__ = [
     "paired_ratio",
     "power",
     "required_trials",
+    "resolving_power",
     "variance_interval",
 ]
 
@@ -331,3 +332,45 @@ def power(
     z = critical_z(alpha, n_tests)
     shift = abs(effect) * np.sqrt(n_trials) / sd
     return float(norm.sf(z - shift) + norm.cdf(-z - shift))
+
+
+def resolving_power(
+    relative_se: Any,
+    alpha: float = FALSE_ALARM,
+    *,
+    n_tests: int = 1,
+    power: float = 0.99,
+    two_sided: bool = True,
+) -> float:
+    r"""Smallest relative shift a normal rule detects with probability ``power``.
+
+    A rule that fails when :math:`|\hat\mu - \mu| / \mathrm{se} \ge z^*` (critical value
+    :func:`critical_z` ``(alpha, n_tests)``) detects a shift :math:`\delta\mu` with
+    probability at least ``power`` once :math:`|\delta| \ge (z^* + z_{\text{power}})\,
+    \mathrm{se}/|\mu|`. With several cases (``relative_se`` an array) a shift of the same
+    relative size in every case is detected as soon as the best-resolved case detects it,
+    so the minimum over the cases is returned.
+
+    Parameters
+    ----------
+    relative_se : float or array_like
+        Standard error(s) divided by the magnitude of the checked quantity.
+    alpha : float, default=FALSE_ALARM
+        Family-wise false-alarm rate of the rule.
+    n_tests : int, default=1
+        Bonferroni divisor the rule uses.
+    power : float, default=0.99
+        Wanted detection probability.
+    two_sided : bool, default=True
+        Whether the rule is two-sided.
+
+    Returns
+    -------
+    float
+        The smallest detected relative shift.
+    """
+    from scipy.stats import norm
+
+    z = critical_z(alpha, n_tests, two_sided=two_sided) + float(norm.isf(1 - power))
+    rel = np.atleast_1d(np.abs(np.asarray(relative_se, dtype=np.float64)))
+    return float(z * np.min(rel))

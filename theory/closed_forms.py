@@ -515,6 +515,7 @@ _MOVED = {
     "rahimi_recht_required_components": "theory.uniform_bounds",
     "attention_entry_mse": "theory.attention_forms",
     "normalised_attention_first_order": "theory.attention_forms",
+    "normalised_attention_second_order": "theory.attention_forms",
 }
 
 

@@ -5,7 +5,9 @@ r"""Figures: closed-form curves over Monte Carlo points with intervals (matplotl
 * :func:`figure_orthogonal_vs_iid` -- positive-feature MSE against ``m``: i.i.d. (Lemma 2),
   orthogonal (exact quadrature, formulas §3.2) and the Theorem 2 bound;
 * :func:`figure_attention_error` -- MSE of the normalised FAVOR+ attention matrix against
-  ``m`` for several ``L``, with the first-order delta-method curves.
+  ``m`` for several ``L``, with the first-order delta-method curves;
+* :mod:`theory.figures_claims` -- one figure for each other claim family (C1's sup error
+  against ``m`` with the fitted slope, U, S, E, R1).
 
 Every point is measured by the public API in the same call (nothing is pasted in);
 error bars are 95% CLT intervals (a display choice; the claims use 1e-6 rules).
@@ -265,4 +267,7 @@ def write_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
         figure_orthogonal_vs_iid(out / "orthogonal_vs_iid.png", n_trials=2000 * scale),
         figure_attention_error(out / "attention_error.png", n_trials=200 * scale),
     ]
+    from theory.figures_claims import write_claim_figures
+
+    files += write_claim_figures(out, scale=scale)
     return [f for f in files if f is not None]

@@ -69,6 +69,16 @@ class ClaimCheck:
         What ``estimate`` is compared with (e.g. 1 for a ratio), if any.
     data : Mapping
         Arrays and numbers for figures and notebooks.
+    resolving_power : float or None
+        The smallest relative error of the checked quantity (see ``resolves``) that the
+        decision detects with probability at least 0.99 at its declared ``alpha``
+        (:func:`theory._stats.resolving_power`); for an exact check, its relative
+        tolerance. None where the notion does not apply.
+    resolves : str
+        What ``resolving_power`` is a relative error of (e.g. ``"kernel mean"``).
+    informational : bool
+        True for a reported bound that is not a verdict (it cannot fail on a plausible
+        bug at its size); it never fails the run and its verdict reads ``INFO``.
     """
 
     name: str
@@ -82,6 +92,9 @@ class ClaimCheck:
     statistic: str
     target: float | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    resolving_power: float | None = None
+    resolves: str = ""
+    informational: bool = False
 
     @property
     def claim_id(self) -> str:
@@ -90,13 +103,25 @@ class ClaimCheck:
 
     @property
     def verdict(self) -> str:
-        """``"PASS"`` or ``"FAIL"``."""
+        """``"PASS"``, ``"FAIL"`` or ``"INFO"`` (informational bound, never a failure)."""
+        if self.informational:
+            return "INFO"
         return "PASS" if self.passed else "FAIL"
+
+    @property
+    def power_text(self) -> str:
+        """The resolving power as text, e.g. ``"1.2% (kernel mean)"`` (empty if none)."""
+        if self.resolving_power is None:
+            return ""
+        v = self.resolving_power
+        text = f"{100 * v:.2g}%" if v >= 1e-4 else f"{v:.1e}"
+        return f"{text} ({self.resolves})" if self.resolves else text
 
     def __str__(self) -> str:
         lo, hi = self.interval
         return (
             f"{self.name}: {self.verdict}  estimate {self.estimate:.4g} in [{lo:.4g}, {hi:.4g}]"
             f"  {self.statistic}  (alpha {self.alpha:g}, n={self.n_trials}, seed={self.seed};"
-            f" {self.source})"
+            + (f" resolves {self.power_text};" if self.power_text else "")
+            + f" {self.source})"
         )

@@ -131,4 +131,5 @@ def check_unbiased(
         alpha=alpha,
         n_trials=n_trials,
         seed=seed,
+        resolves="kernel mean",
     )

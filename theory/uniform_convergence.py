@@ -13,10 +13,12 @@ r"""Claims C: uniform convergence of random-feature kernel estimates (formulas �
   :math:`\sup_{x, y}|\hat K - K| \ge \delta` over independent draws is not above the
   Rahimi-Recht bound evaluated at the same ``D``, ``d``, diameter and ``delta``
   (:func:`theory.closed_forms.rahimi_recht_failure_bound`; its constants are quoted from
-  memory, formulas §4.2). Rule: fail iff the exact one-sided Clopper-Pearson *lower* bound
-  on the frequency exceeds the evaluated bound (false-alarm rate ``alpha``). The bound is
-  very loose, so a correct estimator is far below it; a biased one (bias above
-  ``delta`` somewhere in the set) fails with certainty.
+  memory, formulas §4.2). **Informational, not a verdict**: the bound is so loose (the
+  median sup error is about a tenth of ``delta``) that only a kernel bias of about
+  ``delta`` = 0.25 could exceed it, far beyond any plausible bug (a uniform instead of a
+  Gaussian sampler reaches half of what it needs). The record reports the observed
+  frequency with its exact Clopper-Pearson interval and whether it lies below the
+  bound, and never fails the run; the bugs it might catch are caught by U, V, S and C1.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from theory import closed_forms
-from theory._stats import FALSE_ALARM, binomial_upper_bound, loglog_slope
+from theory._stats import FALSE_ALARM, binomial_upper_bound, loglog_slope, resolving_power
 from theory.montecarlo import gram_estimates
 from theory.results import ClaimCheck
 
@@ -155,6 +157,9 @@ def check_sup_error_rate(
         statistic=f"slope {slope:.3f} +- {se:.3f}; interval must lie in [{-0.5 - tolerance}, {-0.5 + tolerance}]",
         target=-0.5,
         data={"components": np.array(components), "sup_errors": errors},
+        # A slope off by this much (absolute) leaves the band with probability >= 0.99.
+        resolving_power=tolerance + resolving_power(se, alpha),
+        resolves="slope, absolute",
     )
 
 
@@ -162,7 +167,7 @@ def check_failure_frequency(
     *,
     delta: float = 0.25,
     failure: float = 0.05,
-    n_trials: int = 150,
+    n_trials: int = 60,
     seed: int = 801,
     alpha: float = FALSE_ALARM,
     sampler: str | Callable[..., np.ndarray] | None = None,
@@ -180,7 +185,7 @@ def check_failure_frequency(
         Error level.
     failure : float, default=0.05
         The bound's value that fixes ``D``.
-    n_trials : int, default=150
+    n_trials : int, default=60
         Independent draws.
     seed : int, default=801
         Root seed.
@@ -226,11 +231,18 @@ def check_failure_frequency(
         alpha=alpha,
         n_trials=n_trials,
         seed=seed,
-        passed=bool(lower <= bound),
+        passed=True,
         statistic=(
-            f"{k}/{n_trials} failures at D={m}, delta={delta}; bound {bound:.3g}; "
-            f"median sup error {np.median(errors):.3f}"
+            f"INFORMATIONAL: {k}/{n_trials} failures at D={m}, delta={delta}; bound "
+            f"{bound:.3g} ({'consistent' if lower <= bound else 'EXCEEDED'}); median sup error "
+            f"{np.median(errors):.3f} = {np.median(errors) / delta:.2f} delta"
         ),
         target=bound,
-        data={"sup_errors": errors, "n_components": m, "bound": bound},
+        data={
+            "sup_errors": errors,
+            "n_components": m,
+            "bound": bound,
+            "consistent": bool(lower <= bound),
+        },
+        informational=True,
     )

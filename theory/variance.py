@@ -24,7 +24,7 @@ import numpy as np
 from theory import closed_forms
 from theory._cases import default_pairs, small_kernel_pairs
 from theory._evidence import ratio_check
-from theory._stats import FALSE_ALARM, critical_z, paired_ratio
+from theory._stats import FALSE_ALARM, critical_z, paired_ratio, resolving_power
 from theory.montecarlo import kernel_estimates
 from theory.results import ClaimCheck
 from theory.unbiasedness import exact_kernel
@@ -163,6 +163,7 @@ def check_mse(
         alpha=alpha,
         n_trials=n_trials,
         seed=seed,
+        resolves="MSE",
     )
 
 
@@ -250,6 +251,8 @@ def check_positive_beats_trigonometric(
         ),
         target=1.0,
         data={"ratio": ratio, "predicted": pred, "kernel": exact_kernel("softmax", x, y)},
+        resolving_power=resolving_power(rel_se, alpha, n_tests=2 * x.shape[0]),
+        resolves="MSE ratio",
     )
 
 
@@ -326,4 +329,6 @@ def check_hyperbolic_vs_positive(
         statistic=f"max|z| = {np.abs(z).max():.2f} (crit {crit:.2f}); max ratio {ratio.max():.3f} < 0.5",
         target=1.0,
         data={"ratio": ratio, "predicted": pred},
+        resolving_power=resolving_power(se / pred, alpha, n_tests=2 * x.shape[0]),
+        resolves="MSE ratio",
     )

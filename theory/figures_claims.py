@@ -1,0 +1,250 @@
+r"""Figures for the claim families without one in :mod:`theory.figures` (C, U, S, E, R).
+
+* :func:`figure_sup_error_rate` -- C1: median sup error of the Gram estimate against ``m``
+  (log-log) with the fitted slope and its interval, against the :math:`m^{-1/2}` claim;
+* :func:`figure_unbiasedness` -- U: mean / kernel with the claim intervals for every
+  (map, sampler, kernel) claim;
+* :func:`figure_sampler_moments` -- S: :math:`E\lVert\omega_r\rVert^2/d` per row position
+  for each sampler (m = 20, d = 8: the partial block is rows 16-19);
+* :func:`figure_engine_paths` -- E: relative deviation of every engine path from the
+  collapsed-form oracle, against the tolerances;
+* :func:`figure_error_prediction` -- R1: measured against predicted relative RMS error
+  of the normaliser, per regime.
+
+Every point is measured in the same call (the checks' own evidence is plotted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from theory.figures import _pyplot, _save
+
+__all__ = [
+    "figure_engine_paths",
+    "figure_error_prediction",
+    "figure_sampler_moments",
+    "figure_sup_error_rate",
+    "figure_unbiasedness",
+    "write_claim_figures",
+]
+
+_Z95 = 1.959963984540054
+
+
+def figure_sup_error_rate(path: str | Path, *, n_trials: int = 200) -> Path:
+    """C1: sup error against ``m`` with the fitted log-log slope.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+    n_trials : int, default=200
+        Trials per ``m``.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from theory.uniform_convergence import check_sup_error_rate
+
+    res = check_sup_error_rate(n_trials=n_trials)
+    m = res.data["components"]
+    errors = res.data["sup_errors"]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.boxplot(list(errors), positions=np.log2(m), widths=0.3, showfliers=False)
+    grid = np.log2(np.geomspace(m.min(), m.max(), 50))
+    centre = np.exp(np.mean(np.log(errors)) - res.estimate * np.mean(np.log(m)))
+    ax.plot(grid, centre * (2.0**grid) ** res.estimate, "C1",
+            label=f"fit: slope {res.estimate:.3f} [{res.interval[0]:.3f}, {res.interval[1]:.3f}]")  # fmt: skip
+    ax.plot(grid, centre * m.min() ** (res.estimate + 0.5) * (2.0**grid) ** -0.5, "k--",
+            label="slope -1/2 (claim C1)")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xticks(np.log2(m), [str(int(v)) for v in m])
+    ax.set_xlabel("number of projections m")
+    ax.set_ylabel("sup |K_hat - K| over the point set")
+    ax.set_title(f"C1: uniform convergence (trig, orthogonal, d = 16), {n_trials} draws per m")
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def figure_unbiasedness(path: str | Path, *, scale: int = 1) -> Path:
+    """U: the worst ratio mean / kernel of every U claim with its interval.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+    scale : int, default=1
+        Multiplier of the claims' trials.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from theory.registry import CLAIMS
+
+    specs = [s for s in CLAIMS if s.claim_id.startswith("U")]
+    results = []
+    for spec in specs:
+        kwargs = {**spec.kwargs}
+        kwargs["n_trials"] = kwargs.get("n_trials", 20_000) * scale
+        results.append(spec.check(**kwargs))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(specs) + 1.2))
+    y = np.arange(len(specs))[::-1]
+    est = np.array([r.estimate for r in results])
+    lo = np.array([r.interval[0] for r in results])
+    hi = np.array([r.interval[1] for r in results])
+    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", ms=4, capsize=2)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(y, [f"{s.claim_id} {r.name}" for s, r in zip(specs, results, strict=True)])
+    ax.set_xlabel("mean / exact kernel (worst pair), interval at alpha = 1e-6")
+    ax.set_title("U: unbiasedness of every map and sampler")
+    return _save(plt, fig, path)
+
+
+def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
+    r"""S: :math:`E\lVert\omega_r\rVert^2/d` per row position for every sampler.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+    n_trials : int, default=4000
+        Projections per sampler.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import favor
+    from favor.sampling import draw_projection
+
+    m, d = 20, 8
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    rng = np.random.default_rng(12)
+    for i, name in enumerate(favor.SAMPLERS):
+        w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n_trials)])
+        sq = (w**2).sum(-1) / d
+        ax.errorbar(np.arange(m) + 0.1 * i, sq.mean(0), yerr=_Z95 * sq.std(0) / np.sqrt(n_trials),
+                    fmt="o", ms=4, capsize=2, label=name)  # fmt: skip
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axvspan((m // d) * d - 0.5, m - 0.5, color="0.9", label="partial block")
+    ax.set_xlabel("row position r")
+    ax.set_ylabel("E |w_r|^2 / d (95% intervals)")
+    ax.set_title(f"S: row scale per position (m = {m}, d = {d}), {n_trials} draws")
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def figure_engine_paths(path: str | Path) -> Path:
+    """E: every engine path's relative deviation from the oracle, against its tolerance.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from theory.registry import CLAIMS, run_claim
+
+    labels, values, tols = [], [], []
+    for spec in CLAIMS:
+        if not spec.claim_id.startswith("E"):
+            continue
+        res = run_claim(spec)
+        raw = res.data.get("raw") or {
+            key: (value, res.resolving_power) for key, value in res.data["deviations"].items()
+        }
+        for key, (value, tol) in raw.items():
+            labels.append(f"{spec.claim_id} {key}")
+            values.append(max(value, 1e-17))
+            tols.append(tol)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(labels) + 1.5))
+    y = np.arange(len(labels))[::-1]
+    ax.scatter(values, y, s=10, label="deviation")
+    ax.scatter(tols, y, s=10, marker="|", color="C3", label="tolerance")
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels, fontsize=5)
+    ax.set_xlabel("max |engine - oracle| / output scale")
+    ax.set_title("E: engine paths against the collapsed-form oracle")
+    ax.legend(loc="lower right")
+    return _save(plt, fig, path)
+
+
+def figure_error_prediction(path: str | Path, *, n_trials: int = 2000) -> Path:
+    """R1: measured against predicted normaliser error, per regime.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+    n_trials : int, default=2000
+        Trials per regime.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from theory.error_prediction import check_error_prediction
+
+    res = check_error_prediction(n_trials=n_trials)
+    pred = np.array(res.data["predicted_rms"])
+    ratio = np.array(res.data["ratios"])
+    se = np.array(res.data["std_errors"])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    measured = pred * np.sqrt(ratio)
+    half = pred * _Z95 * se / (2 * np.sqrt(ratio))
+    ax.errorbar(pred, measured, yerr=half, fmt="o", ms=4, capsize=2)
+    for x, y, label in zip(pred, measured, res.data["regimes"], strict=True):
+        ax.annotate(label, (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    grid = np.array([pred.min() * 0.8, pred.max() * 1.2])
+    ax.plot(grid, grid, "k--", lw=0.8, label="measured = predicted")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("estimate_attention_error (RMS over queries)")
+    ax.set_ylabel("measured relative RMS error of D_hat")
+    ax.set_title(f"R1: error prediction, m = 64, {n_trials} draws per regime")
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
+    """Write the C, U, S, E and R figures into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Directory (created if needed).
+    scale : int, default=1
+        Multiplier of the Monte Carlo sizes (10 for ``--full``).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        figure_sup_error_rate(out / "sup_error_rate.png", n_trials=100 * scale),
+        figure_unbiasedness(out / "unbiasedness.png", scale=scale),
+        figure_sampler_moments(out / "sampler_moments.png", n_trials=2000 * scale),
+        figure_engine_paths(out / "engine_paths.png"),
+        figure_error_prediction(out / "error_prediction.png", n_trials=1000 * scale),
+    ]

@@ -1,0 +1,645 @@
+r"""Mutation suite: plausible bugs injected into ``favor`` at import time, which theory must catch.
+
+A claim suite proves something only if it fails on wrong code. Each :class:`Mutation`
+below monkeypatches ``favor`` in memory (no file is edited) with one plausible bug, the
+kind found in published implementations or easy to make: an epsilon in the features or
+the normaliser, a flag or mask ignored, a wrong constant, a projection scale error, QR
+without the sign fix, a float32 downcast, a wrong error estimate. ``tests/theory/
+test_mutations.py`` asserts that ``python -m theory`` exits non-zero under every one.
+
+How to use the hook
+-------------------
+* ``FAVOR_THEORY_MUTATION=<name> python -m theory`` -- importing :mod:`theory` applies
+  the mutation (:func:`apply_from_environment`) before any claim runs and says so on
+  stderr; names are the keys of :data:`MUTATIONS`.
+* ``with mutated("<name>"): ...`` -- in-process, restored on exit (negative controls).
+* ``python -m theory.mutations`` lists the catalogue; ``python -m theory.mutations NAME``
+  runs the claims listed as catching it, under the mutation, and exits 1 if any fails.
+
+Where the patches go: registry entries (``favor.FEATURE_MAPS``, ``favor.sampling.SAMPLERS``)
+and public functions where possible; bugs inside the attention engine replace the
+engine's compiled kernels (``favor._jit.attention.bidirectional_attention`` /
+``causal_attention``, looked up at call time) by a wrapper around the original, or by
+:func:`numpy_kernel`, a plain NumPy kernel with the same contract and the bug switched in.
+These targets are collected in :func:`_engine` so a refactor of ``favor`` needs one
+edit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ENVIRONMENT_VARIABLE",
+    "MUTATIONS",
+    "Mutation",
+    "apply_from_environment",
+    "apply_mutation",
+    "mutated",
+    "numpy_kernel",
+]
+
+#: The environment variable read when :mod:`theory` is imported.
+ENVIRONMENT_VARIABLE = "FAVOR_THEORY_MUTATION"
+
+_ACTIVE: list[tuple[Any, str, Any, bool]] = []
+
+
+def _set(obj: Any, attr: str, value: Any) -> None:
+    """Patch ``obj.attr`` (or ``obj[attr]`` for a dict), remembering the old value."""
+    if isinstance(obj, dict):
+        _ACTIVE.append((obj, attr, obj.get(attr), True))
+        obj[attr] = value
+    else:
+        _ACTIVE.append((obj, attr, getattr(obj, attr), False))
+        setattr(obj, attr, value)
+
+
+def _restore() -> None:
+    while _ACTIVE:
+        obj, attr, old, is_dict = _ACTIVE.pop()
+        if is_dict:
+            obj[attr] = old
+        else:
+            setattr(obj, attr, old)
+
+
+def _engine() -> Any:
+    """The module holding the attention kernels the engine looks up at call time."""
+    from favor._jit import attention as kernels
+
+    return kernels
+
+
+# --------------------------------------------------------------------------------------
+# A NumPy kernel with the compiled kernels' contract (see favor._jit.attention).
+
+
+def _rows(x: np.ndarray, wt: np.ndarray, kind: int, half: np.ndarray, bug: dict) -> tuple:
+    """Shape rows e and log-scales r (module table of favor._jit.attention), in float64."""
+    logits = x @ wt
+    if kind in (0, 1):
+        top = np.abs(logits).max(-1) if kind == 1 else logits.max(-1)
+        parts = [logits - top[:, None]]
+        if kind == 1:
+            parts.append(-logits - top[:, None])
+        e = np.exp(np.concatenate(parts, -1))
+        r = top - half * bug.get("half_factor", 1.0)
+    elif kind == 2:
+        e = np.concatenate([np.cos(logits), np.sin(logits)], -1)
+        r = half * bug.get("half_factor", 1.0)
+    else:
+        e = np.maximum(logits, 0)
+        r = np.zeros(x.shape[0])
+    return e, r
+
+
+def numpy_kernel(causal: bool, **bug: Any) -> Callable[..., None]:
+    r"""A NumPy attention kernel with the engine kernels' signature and optional bugs.
+
+    Without ``bug`` it computes what the compiled kernels compute (to rounding). Bugs:
+    ``feature_epsilon`` (added to every stabilised feature of queries and keys, as the
+    official code's ``numerical_stabilizer``), ``normaliser_epsilon`` (added to
+    :math:`\hat D`), ``half_factor`` (multiplies the :math:`s^2\lVert k\rVert^2/2` term).
+
+    Parameters
+    ----------
+    causal : bool
+        Causal or bidirectional.
+    **bug
+        The bug switches above.
+
+    Returns
+    -------
+    callable
+        ``kernel(q, k, v, wt, proj_index, padded, half_factor, kind, chunk, out)``.
+    """
+    feps = float(bug.get("feature_epsilon", 0.0))
+    deps = float(bug.get("normaliser_epsilon", 0.0))
+
+    def kernel(q, k, v, wt, proj_index, padded, half_factor, kind, chunk, out) -> None:
+        for g in range(q.shape[0]):
+            w = wt[proj_index[g]].astype(np.float64)
+            qg, kg, vg = (a[g].astype(np.float64) for a in (q, k, v))
+            half = 0.0 if kind == 3 else half_factor * np.einsum("ld,ld->l", kg, kg)
+            ek, rk = _rows(kg, w, kind, half, bug)
+            eq, _ = _rows(qg, w, kind, np.zeros(qg.shape[0]), {})
+            rk = np.where(padded[g], -np.inf, rk)
+            top = rk.max() if np.isfinite(rk.max()) else 0.0
+            ek = ek * np.exp(rk - top)[:, None] + feps
+            ek = np.where(padded[g][:, None], 0.0, ek)
+            eq = eq + feps
+            scores = eq @ ek.T
+            if causal:
+                scores = np.tril(scores)
+            num = scores @ vg
+            den = scores.sum(-1) + deps
+            safe = np.where(den != 0, den, 1.0)
+            out[g] = np.where(den[:, None] != 0, num / safe[:, None], 0.0).astype(out.dtype)
+
+    return kernel
+
+
+# --------------------------------------------------------------------------------------
+# The catalogue.
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One plausible bug and how to inject it.
+
+    Attributes
+    ----------
+    name : str
+        Key in :data:`MUTATIONS`.
+    description : str
+        The bug, as a reviewer would describe it.
+    apply : callable
+        Patches ``favor`` in place (undo with :func:`mutated`'s exit).
+    caught_by : tuple of str
+        Claim ids that fail under it (verified by ``tests/theory/test_mutations.py``).
+    """
+
+    name: str
+    description: str
+    apply: Callable[[], None]
+    caught_by: tuple[str, ...]
+
+
+def _kernels(bidirectional: Callable | None = None, causal: Callable | None = None) -> None:
+    eng = _engine()
+    if bidirectional is not None:
+        _set(eng, "bidirectional_attention", bidirectional)
+    if causal is not None:
+        _set(eng, "causal_attention", causal)
+
+
+def _wrap_both(make: Callable[[Callable], Callable]) -> None:
+    eng = _engine()
+    _kernels(make(eng.bidirectional_attention), make(eng.causal_attention))
+
+
+def _feature_epsilon() -> None:
+    _kernels(numpy_kernel(False, feature_epsilon=1e-4), numpy_kernel(True, feature_epsilon=1e-4))
+
+
+def _normaliser_epsilon() -> None:
+    _kernels(
+        numpy_kernel(False, normaliser_epsilon=1e-4), numpy_kernel(True, normaliser_epsilon=1e-4)
+    )
+
+
+def _normaliser_epsilon_1e3() -> None:
+    _kernels(
+        numpy_kernel(False, normaliser_epsilon=1e-3, feature_epsilon=1e-6),
+        numpy_kernel(True, normaliser_epsilon=1e-3, feature_epsilon=1e-6),
+    )
+
+
+def _key_norm_factor() -> None:
+    _kernels(numpy_kernel(False, half_factor=2.0), numpy_kernel(True, half_factor=2.0))
+
+
+def _causal_ignored() -> None:
+    eng = _engine()
+    _set(eng, "causal_attention", eng.bidirectional_attention)
+
+
+def _mask_ignored() -> None:
+    def make(kernel: Callable) -> Callable:
+        def wrapped(q, k, v, wt, proj_index, padded, *rest):
+            return kernel(q, k, v, wt, proj_index, np.zeros_like(padded), *rest)
+
+        return wrapped
+
+    _wrap_both(make)
+
+
+def _downcast() -> None:
+    def make(kernel: Callable) -> Callable:
+        def wrapped(q, k, v, wt, proj_index, padded, half, kind, chunk, out):
+            if out.dtype != np.float64:
+                return kernel(q, k, v, wt, proj_index, padded, half, kind, chunk, out)
+            f32 = [np.ascontiguousarray(a, dtype=np.float32) for a in (q, k, v, wt)]
+            tmp = np.empty(out.shape, dtype=np.float32)
+            kernel(*f32, proj_index, padded, np.float32(half), kind, chunk, tmp)
+            out[...] = tmp
+            return None
+
+        return wrapped
+
+    _wrap_both(make)
+
+
+def _engine_projection_scale() -> None:
+    def make(kernel: Callable) -> Callable:
+        def wrapped(q, k, v, wt, *rest):
+            return kernel(q, k, v, np.ascontiguousarray(wt * wt.dtype.type(1.01)), *rest)
+
+        return wrapped
+
+    _wrap_both(make)
+
+
+def _temperature() -> None:
+    # 1/sqrt(d) applied to queries and keys (instead of d^-1/4 each): logits q.k/d.
+    def make(kernel: Callable) -> Callable:
+        def wrapped(q, k, v, wt, proj_index, padded, half, *rest):
+            d = q.shape[-1]
+            s = wt.dtype.type(d**-0.25)
+            return kernel(q, k, v, np.ascontiguousarray(wt * s), proj_index, padded,
+                          half * d**-0.5, *rest)  # fmt: skip
+
+        return wrapped
+
+    _wrap_both(make)
+
+
+def _replace_map(name: str, transform: Callable[[np.ndarray, np.ndarray, str], np.ndarray]) -> None:
+    import favor
+    import favor.features as features
+
+    spec = favor.FEATURE_MAPS[name]
+    function, compute = spec.function, spec.compute
+
+    def public(x: Any, projection: Any, *, kernel: str = spec.kernels[0]) -> np.ndarray:
+        return transform(function(x, projection, kernel=kernel), np.asarray(x), kernel)
+
+    def unchecked(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
+        return transform(compute(x, projection, kernel), x, kernel)
+
+    public.__name__ = function.__name__
+    _set(favor.FEATURE_MAPS, name, dataclasses.replace(spec, function=public, compute=unchecked))
+    for module in (favor, features):
+        if getattr(module, function.__name__, None) is function:
+            _set(module, function.__name__, public)
+
+
+def _sq_half(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.einsum("...i,...i->...", x, x)[..., None]
+
+
+def _positive_constant() -> None:
+    # h(x) = exp(-|x|^2) (the Gaussian-kernel factor) used for the softmax kernel.
+    _replace_map(
+        "positive",
+        lambda f, x, k: f * np.exp(-_sq_half(x)).astype(f.dtype) if k == "softmax" else f,
+    )
+
+
+def _hyperbolic_constant() -> None:
+    # 1/sqrt(m) instead of 1/sqrt(2m).
+    _replace_map("hyperbolic", lambda f, x, k: f * f.dtype.type(np.sqrt(2.0)))
+
+
+def _trigonometric_constant() -> None:
+    # sqrt(2/m), the cos(wx + b) convention, with (cos, sin) pairs.
+    _replace_map("trigonometric", lambda f, x, k: f * f.dtype.type(np.sqrt(2.0)))
+
+
+def _relu_constant() -> None:
+    # 1/m instead of 1/sqrt(m): relu(Wx)/m.
+    _replace_map("relu", lambda f, x, k: f / f.dtype.type(np.sqrt(f.shape[-1])))
+
+
+def _features_epsilon() -> None:
+    _replace_map("positive", lambda f, x, k: f + f.dtype.type(1e-4))
+
+
+def _replace_sampler(name: str, sampler: Callable[..., np.ndarray]) -> None:
+    import favor
+    import favor.sampling as sampling
+
+    old = sampling.SAMPLERS[name]
+    _set(sampling.SAMPLERS, name, sampler)
+    for module in (favor, sampling):
+        if getattr(module, getattr(old, "__name__", ""), None) is old:
+            _set(module, old.__name__, sampler)
+
+
+def _orthogonal(variant: Callable[[np.ndarray, np.ndarray, int, int, Any], np.ndarray]) -> None:
+    import favor.sampling as sampling
+
+    original = sampling.SAMPLERS["orthogonal"]
+
+    def orthogonal_projection(
+        n_components: int, n_features: int, *, norms: str = "chi", rng: Any = None
+    ) -> np.ndarray:
+        rng = np.random.default_rng(rng)
+        w = original(n_components, n_features, norms=norms, rng=rng)
+        return variant(w, n_components, n_features, rng)
+
+    _replace_sampler("orthogonal", orthogonal_projection)
+
+
+def _partial_block_fixed() -> None:
+    def variant(w: np.ndarray, m: int, d: int, rng: Any) -> np.ndarray:
+        full = (m // d) * d
+        w = w.copy()
+        w[full:] *= np.sqrt(d) / np.linalg.norm(w[full:], axis=1, keepdims=True)
+        return w
+
+    _orthogonal(variant)
+
+
+def _partial_block_dof() -> None:
+    # The partial block's chi norms drawn with the block's row count as degrees of freedom.
+    def variant(w: np.ndarray, m: int, d: int, rng: Any) -> np.ndarray:
+        full = (m // d) * d
+        r = m - full
+        if r == 0:
+            return w
+        w = w.copy()
+        w[full:] *= (np.sqrt(rng.chisquare(r, size=r)) / np.linalg.norm(w[full:], axis=1))[:, None]
+        return w
+
+    _orthogonal(variant)
+
+
+def _chi_dof() -> None:
+    # chi_{d-1} norms instead of chi_d.
+    def variant(w: np.ndarray, m: int, d: int, rng: Any) -> np.ndarray:
+        lengths = np.sqrt(rng.chisquare(d - 1, size=m))
+        return w * (lengths / np.linalg.norm(w, axis=1))[:, None]
+
+    _orthogonal(variant)
+
+
+def _fixed_norms() -> None:
+    _orthogonal(lambda w, m, d, rng: w * (np.sqrt(d) / np.linalg.norm(w, axis=1))[:, None])
+
+
+def _shared_blocks() -> None:
+    # Every block built from the same Gaussian matrix (one seed reused per block).
+    def variant(w: np.ndarray, m: int, d: int, rng: Any) -> np.ndarray:
+        u = w[:d] / np.linalg.norm(w[:d], axis=1, keepdims=True)
+        dirs = np.tile(u, (-(-m // d), 1))[:m]
+        return dirs * np.sqrt(rng.chisquare(d, size=m))[:, None]
+
+    _orthogonal(variant)
+
+
+def _unsigned_qr() -> None:
+    from theory.controls import unsigned_orthogonal_projection
+
+    def orthogonal_projection(n_components, n_features, *, norms="chi", rng=None):
+        w = unsigned_orthogonal_projection(n_components, n_features, rng=rng)
+        if norms == "fixed":
+            w = w * (np.sqrt(n_features) / np.linalg.norm(w, axis=1, keepdims=True))
+        return w
+
+    _replace_sampler("orthogonal", orthogonal_projection)
+
+
+def _sampler_scale(name: str) -> Callable[[], None]:
+    def apply() -> None:
+        import favor.sampling as sampling
+
+        original = sampling.SAMPLERS[name]
+
+        def scaled(*args: Any, **kwargs: Any) -> np.ndarray:
+            return 1.01 * original(*args, **kwargs)
+
+        scaled.__name__ = getattr(original, "__name__", name)
+        _replace_sampler(name, scaled)
+
+    return apply
+
+
+def _default_iid() -> None:
+    import favor.attention as attention
+
+    original = attention.resolve_projection
+
+    def resolve(projection: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        return original("iid" if projection is None else projection, *args, **kwargs)
+
+    _set(attention, "resolve_projection", resolve)
+
+
+def _heads_share() -> None:
+    import favor.sampling as sampling
+
+    original = sampling.draw_projection
+
+    def draw(name: str, n_components: int, n_features: int, *, rng: Any = None,
+             n_heads: int | None = None) -> np.ndarray:  # fmt: skip
+        w = original(name, n_components, n_features, rng=rng)
+        return w if n_heads is None else np.stack([w] * n_heads)
+
+    _set(sampling, "draw_projection", draw)
+    import favor.attention as attention
+
+    if getattr(attention, "draw_projection", None) is original:
+        _set(attention, "draw_projection", draw)
+
+
+def _error_estimate_scaled() -> None:
+    import favor
+    import favor.attention as attention
+
+    original = attention.estimate_attention_error
+
+    def scaled(*args: Any, **kwargs: Any) -> np.ndarray:
+        return 2.0 * original(*args, **kwargs)
+
+    for module in (favor, attention):
+        _set(module, "estimate_attention_error", scaled)
+
+
+def _decoding_mask_ignored() -> None:
+    import favor
+    import favor.decoding as decoding
+
+    original = decoding.decode_step
+
+    def decode_step(state: Any, query: Any, key: Any, value: Any, *, key_padding_mask: Any = None):
+        return original(state, query, key, value)
+
+    for module in (favor, decoding):
+        _set(module, "decode_step", decode_step)
+
+
+def _decoding_feature_epsilon() -> None:
+    eng = _engine()
+    original = eng.feature_rows
+
+    def feature_rows(logits, half_sq_norms, kind, out, log_scale, shifted, scratch):
+        original(logits, half_sq_norms, kind, out, log_scale, shifted, scratch)
+        out += out.dtype.type(1e-4)
+
+    _set(eng, "feature_rows", feature_rows)
+
+
+def _torch_mask_ignored() -> None:
+    import favor.torch as favor_torch
+
+    original = favor_torch.favor_attention
+
+    def favor_attention(*args: Any, key_padding_mask: Any = None, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    _set(favor_torch, "favor_attention", favor_attention)
+
+
+def _torch_causal_ignored() -> None:
+    import favor.torch as favor_torch
+
+    original = favor_torch.favor_attention
+
+    def favor_attention(*args: Any, causal: bool = False, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    _set(favor_torch, "favor_attention", favor_attention)
+
+
+_CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
+    ("feature-epsilon-1e-4", "attention engine adds 1e-4 to every stabilised feature "
+     "(the official code's numerical_stabilizer)", _feature_epsilon, ()),
+    ("normaliser-epsilon-1e-4", "attention engine adds 1e-4 to the normaliser D_hat",
+     _normaliser_epsilon, ()),
+    ("normaliser-epsilon-1e-3", "attention engine adds 1e-3 to D_hat and 1e-6 to the features "
+     "(the habit of the best-known implementations)", _normaliser_epsilon_1e3, ()),
+    ("key-norm-factor", "key features subtract s^2 |k|^2 instead of s^2 |k|^2 / 2",
+     _key_norm_factor, ()),
+    ("causal-ignored", "the causal flag is ignored (bidirectional kernel used)",
+     _causal_ignored, ()),
+    ("mask-ignored", "key padding masks are ignored by the attention kernels", _mask_ignored, ()),
+    ("float32-downcast", "float64 attention is computed in float32", _downcast, ()),
+    ("engine-projection-scale-1%", "the engine scales the projection by 1.01",
+     _engine_projection_scale, ()),
+    ("temperature-1/sqrt(d)", "queries and keys both scaled by d^-1/2 (logits q.k/d)",
+     _temperature, ()),
+    ("positive-constant", "positive features use exp(-|x|^2) (the Gaussian factor) for softmax",
+     _positive_constant, ()),
+    ("hyperbolic-constant", "hyperbolic features scaled by 1/sqrt(m) instead of 1/sqrt(2m)",
+     _hyperbolic_constant, ()),
+    ("trigonometric-constant", "trigonometric features scaled by sqrt(2/m) instead of 1/sqrt(m)",
+     _trigonometric_constant, ()),
+    ("relu-constant", "relu features scaled by 1/m instead of 1/sqrt(m)", _relu_constant, ()),
+    ("features-epsilon-1e-4", "positive_features adds 1e-4 to every feature",
+     _features_epsilon, ()),
+    ("qr-without-sign-fix", "orthogonal blocks from QR without the sign(diag R) fix",
+     _unsigned_qr, ()),
+    ("fixed-norms", "orthogonal rows get length sqrt(d) instead of chi norms", _fixed_norms, ()),
+    ("partial-block-fixed-norms", "the partial last orthogonal block gets fixed sqrt(d) norms",
+     _partial_block_fixed, ()),
+    ("partial-block-chi-dof", "the partial last block's chi norms use its row count as degrees "
+     "of freedom", _partial_block_dof, ()),
+    ("chi-dof-d-1", "orthogonal row norms drawn from chi_{d-1}", _chi_dof, ()),
+    ("shared-blocks", "every orthogonal block built from the same Gaussian matrix",
+     _shared_blocks, ()),
+    ("orthogonal-scale-1%", "the orthogonal sampler's rows are 1% too long",
+     _sampler_scale("orthogonal"), ()),
+    ("iid-scale-1%", "the i.i.d. sampler's rows are 1% too long", _sampler_scale("iid"), ()),
+    ("default-projection-iid", "the default projection is i.i.d. instead of orthogonal",
+     _default_iid, ()),
+    ("heads-share-projection", "per-head draws reuse one projection for every head",
+     _heads_share, ()),
+    ("error-estimate-x2", "estimate_attention_error returns twice its value",
+     _error_estimate_scaled, ()),
+    ("decoding-mask-ignored", "decode_step ignores key_padding_mask", _decoding_mask_ignored, ()),
+    ("decoding-feature-epsilon", "decode_step adds 1e-4 to every feature row",
+     _decoding_feature_epsilon, ()),
+    ("torch-mask-ignored", "the torch backend ignores key_padding_mask", _torch_mask_ignored, ()),
+    ("torch-causal-ignored", "the torch backend ignores the causal flag", _torch_causal_ignored,
+     ()),
+]  # fmt: skip
+
+#: The catalogue: name -> :class:`Mutation`.
+MUTATIONS: dict[str, Mutation] = {
+    name: Mutation(name, description, apply, caught_by)
+    for name, description, apply, caught_by in _CATALOGUE
+}
+
+
+def apply_mutation(name: str) -> Mutation:
+    """Apply one mutation to the running process (until :func:`mutated` restores it).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MUTATIONS`.
+
+    Returns
+    -------
+    Mutation
+        The applied mutation.
+    """
+    if name not in MUTATIONS:
+        raise ValueError(f"mutation must be one of {sorted(MUTATIONS)}, got {name!r}")
+    mutation = MUTATIONS[name]
+    mutation.apply()
+    return mutation
+
+
+@contextlib.contextmanager
+def mutated(name: str) -> Iterator[Mutation]:
+    """Context manager: ``favor`` with one mutation applied, restored on exit.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MUTATIONS`.
+
+    Yields
+    ------
+    Mutation
+        The applied mutation.
+    """
+    depth = len(_ACTIVE)
+    try:
+        yield apply_mutation(name)
+    finally:
+        while len(_ACTIVE) > depth:
+            obj, attr, old, is_dict = _ACTIVE.pop()
+            if is_dict:
+                obj[attr] = old
+            else:
+                setattr(obj, attr, old)
+
+
+def apply_from_environment() -> str | None:
+    """Apply the mutation named by ``$FAVOR_THEORY_MUTATION`` (if set) and say so on stderr.
+
+    Returns
+    -------
+    str or None
+        The mutation's name, or None.
+    """
+    name = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if not name:
+        return None
+    mutation = apply_mutation(name)
+    print(f"theory: MUTATION ACTIVE: {name} ({mutation.description})", file=sys.stderr)
+    return name
+
+
+def _main(argv: list[str]) -> int:
+    if not argv:
+        width = max(map(len, MUTATIONS))
+        for m in MUTATIONS.values():
+            print(f"{m.name:{width}s}  {', '.join(m.caught_by) or '-':24s}  {m.description}")
+        return 0
+    from theory.registry import run_claim
+
+    failed = False
+    for name in argv:
+        with mutated(name) as mutation:
+            for claim_id in mutation.caught_by:
+                result = run_claim(claim_id)
+                failed |= not result.passed
+                print(f"{name}: {result.claim_id} {result.verdict}  {result.statistic}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
