@@ -304,7 +304,9 @@ def check_default_projection(
         ref = collapsed_attention("positive", q, k, v, w, causal=True)
         out = att(q, k, v, projection=sampler, n_components=20, random_state=6, causal=True)
         dev[f"{sampler}, m = 20, causal"] = _deviation(out, ref)
-        w = draw_projection(sampler, 20, d, rng=np.random.default_rng(7), n_heads=heads)
+        # Per head: independent projections drawn in head order from one generator.
+        g = np.random.default_rng(7)
+        w = np.stack([draw_projection(sampler, 20, d, rng=g) for _ in range(heads)])
         ref = collapsed_attention("hyperbolic", q, k, v, w)
         out = att(q, k, v, projection=sampler, n_components=20, random_state=7, per_head=True,
                   features="hyperbolic")  # fmt: skip

@@ -304,7 +304,9 @@ def print_table(
             f"[{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]",
             *[_fmt_extra(more[e]) if e in more else "" for e in extras],
             f"{s:.1f}",
-            "[green]PASS[/]" if r.passed else "[bold red]FAIL[/]",
+            "[yellow]INFO[/]"
+            if getattr(r, "informational", False)
+            else ("[green]PASS[/]" if r.passed else "[bold red]FAIL[/]"),
         )
     console.print(table)
 
