@@ -61,12 +61,12 @@ def _log_kernel_parts(
         if feature_map == "hyperbolic":
             log_sum = np.logaddexp(log_sum, lse(-a, -b)) - np.log(2.0)
         log_k = log_sum - np.log(m) - half_x - half_y
-        if kernel == "gaussian":
+        if kernel in ("gaussian", "rbf"):
             log_k = log_k - half_x - half_y
         return np.ones_like(log_k), log_k
     if feature_map == "trigonometric":
         mean_cos = (np.cos(a) @ np.cos(b).T + np.sin(a) @ np.sin(b).T) / m
-        log_scale = np.zeros_like(mean_cos) if kernel == "gaussian" else half_x + half_y
+        log_scale = np.zeros_like(mean_cos) if kernel in ("gaussian", "rbf") else half_x + half_y
         with np.errstate(divide="ignore"):
             return np.sign(mean_cos), np.log(np.abs(mean_cos)) + log_scale
     if feature_map == "relu":
@@ -91,7 +91,7 @@ def collapsed_kernel(
         Second arguments.
     projection : array_like of shape (m, d)
         The projection rows :math:`\omega_l`.
-    kernel : {"softmax", "gaussian"}, default="softmax"
+    kernel : {"softmax", "rbf"}, default="softmax"
         The kernel estimated (ignored for ``relu``: arc-cosine).
 
     Returns

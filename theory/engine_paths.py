@@ -162,7 +162,7 @@ def check_feature_map_paths(
     Parameters
     ----------
     feature_map : str, default="positive"
-        A ``favor.FEATURE_MAPS`` key with a collapsed form
+        A ``favor.registry.FEATURE_MAPS`` key with a collapsed form
         (:data:`theory.collapsed_forms.COLLAPSED_MAPS`).
     tolerance : float, default=FLOAT64_TOLERANCE
         Relative tolerance.
@@ -176,19 +176,22 @@ def check_feature_map_paths(
     ClaimCheck
         Estimate: the largest relative deviation over the paths.
     """
-    import favor
 
     att = _attention_fn(attention)
     x = engine_inputs()
     q, k, v, mask, w = x["queries"], x["keys"], x["values"], x["mask"], x["projection"]
     dev: dict[str, float] = {}
     # The feature function: dot products against the collapsed kernel.
-    fn = favor.FEATURE_MAPS[feature_map].function
+    from favor.features import random_features
+
+    def fn(x: np.ndarray, w: np.ndarray, kernel: str) -> np.ndarray:
+        return random_features(x, w, features=feature_map, kernel=kernel)
+
     pts = q[0, 0, :12]
     other = k[0, 0, :12]
-    kernels = ("arccos",) if feature_map == "relu" else ("softmax", "gaussian")
+    kernels = ("arccos",) if feature_map == "relu" else ("softmax", "rbf")
     for kern in kernels:
-        est = fn(pts, w, kernel=kern) @ fn(other, w, kernel=kern).T
+        est = fn(pts, w, kern) @ fn(other, w, kern).T
         ref = collapsed_kernel(feature_map, pts, other, w, kernel=kern)
         dev[f"features ({kern})"] = _deviation(est, ref)
     for causal in (False, True):
@@ -247,7 +250,7 @@ def check_float32_paths(
     q32, k32, v32 = (a.astype(np.float32) for a in (q, k, v))
     dev: dict[str, float] = {}
     dtypes_ok = True
-    for fmap in (f for f in favor.FEATURE_MAPS if f in COLLAPSED_MAPS):
+    for fmap in (f for f in favor.registry.FEATURE_MAPS if f in COLLAPSED_MAPS):
         for causal in (False, True):
             m_arg = mask if causal else None
             ref = collapsed_attention(fmap, q32, k32, v32, w, causal=causal, key_padding_mask=m_arg)
@@ -298,20 +301,20 @@ def check_default_projection(
     dev: dict[str, float] = {}
     w = draw_projection("orthogonal", 256, d, rng=np.random.default_rng(5))
     ref = collapsed_attention("positive", q, k, v, w)
-    dev["default (orthogonal, m = 256)"] = _deviation(att(q, k, v, random_state=5), ref)
-    for sampler in favor.SAMPLERS:
+    dev["default (orthogonal, m = 256)"] = _deviation(att(q, k, v, rng=5), ref)
+    for sampler in favor.registry.SAMPLERS:
         w = draw_projection(sampler, 20, d, rng=np.random.default_rng(6))
         ref = collapsed_attention("positive", q, k, v, w, causal=True)
-        out = att(q, k, v, projection=sampler, n_components=20, random_state=6, causal=True)
+        out = att(q, k, v, projection=sampler, n_components=20, rng=6, causal=True)
         dev[f"{sampler}, m = 20, causal"] = _deviation(out, ref)
         # Per head: independent projections drawn in head order from one generator.
         g = np.random.default_rng(7)
         w = np.stack([draw_projection(sampler, 20, d, rng=g) for _ in range(heads)])
         ref = collapsed_attention("hyperbolic", q, k, v, w)
-        out = att(q, k, v, projection=sampler, n_components=20, random_state=7, per_head=True,
+        out = att(q, k, v, projection=sampler, n_components=20, rng=7, per_head=True,
                   features="hyperbolic")  # fmt: skip
         dev[f"{sampler}, per head"] = _deviation(out, ref)
-    state = favor.init_decoding_state(d, v.shape[-1], n_components=20, random_state=8)
+    state = favor.init_decoding_state(d, v.shape[-1], n_components=20, rng=8)
     w = draw_projection("orthogonal", 20, d, rng=np.random.default_rng(8))
     dev["decoding state"] = _deviation(np.asarray(state.projection).reshape(w.shape), w)
     return _exact(
@@ -345,7 +348,7 @@ def check_decoding(
     x = engine_inputs(n_tokens=12)
     q, k, v, mask = x["queries"], x["keys"], x["values"], x["mask"]
     dev: dict[str, float] = {}
-    for fmap in (f for f in favor.FEATURE_MAPS if f in COLLAPSED_MAPS):
+    for fmap in (f for f in favor.registry.FEATURE_MAPS if f in COLLAPSED_MAPS):
         for per_head in (False, True):
             w = x["projections"] if per_head else x["projection"]
             state = favor.init_decoding_state(
@@ -410,7 +413,7 @@ def check_torch_backend(
     q, k, v, mask, w = x["queries"], x["keys"], x["values"], x["mask"], x["projection"]
     dev: dict[str, float] = {}
     raw: dict[str, tuple[float, float]] = {}
-    for fmap in (f for f in favor.FEATURE_MAPS if f in COLLAPSED_MAPS):
+    for fmap in (f for f in favor.registry.FEATURE_MAPS if f in COLLAPSED_MAPS):
         for causal in (False, True):
             for masked in (False, True):
                 m_arg = mask if masked else None

@@ -131,7 +131,7 @@ def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     rng = np.random.default_rng(12)
-    for i, name in enumerate(favor.SAMPLERS):
+    for i, name in enumerate(favor.registry.SAMPLERS):
         w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n_trials)])
         sq = (w**2).sum(-1) / d
         ax.errorbar(np.arange(m) + 0.1 * i, sq.mean(0), yerr=_Z95 * sq.std(0) / np.sqrt(n_trials),

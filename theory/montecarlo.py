@@ -47,7 +47,11 @@ __all__ = [
 Sampler = Callable[..., np.ndarray]
 FeatureMapFn = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
 BlockMap = Callable[
-    [Callable[[np.random.Generator, int], np.ndarray], Sequence[np.random.SeedSequence], Sequence[int]],
+    [
+        Callable[[np.random.Generator, int], np.ndarray],
+        Sequence[np.random.SeedSequence],
+        Sequence[int],
+    ],
     list[np.ndarray],
 ]
 _BLOCK_MAP: BlockMap | None = None

@@ -16,7 +16,8 @@ How to use the hook
 * ``python -m theory.mutations`` lists the catalogue; ``python -m theory.mutations NAME``
   runs the claims listed as catching it, under the mutation, and exits 1 if any fails.
 
-Where the patches go: registry entries (``favor.FEATURE_MAPS``, ``favor.sampling.SAMPLERS``)
+Where the patches go: the registry's extension hooks (``favor.registry.register_feature_map``,
+``register_sampler``)
 and public functions where possible; bugs inside the attention engine replace the
 engine's compiled kernels (``favor._jit.attention.bidirectional_attention`` /
 ``causal_attention``, looked up at call time) by a wrapper around the original, or by
@@ -50,26 +51,20 @@ __all__ = [
 #: The environment variable read when :mod:`theory` is imported.
 ENVIRONMENT_VARIABLE = "FAVOR_THEORY_MUTATION"
 
-_ACTIVE: list[tuple[Any, str, Any, bool]] = []
+_ACTIVE: list[Callable[[], None]] = []
 
 
 def _set(obj: Any, attr: str, value: Any) -> None:
-    """Patch ``obj.attr`` (or ``obj[attr]`` for a dict), remembering the old value."""
-    if isinstance(obj, dict):
-        _ACTIVE.append((obj, attr, obj.get(attr), True))
-        obj[attr] = value
-    else:
-        _ACTIVE.append((obj, attr, getattr(obj, attr), False))
-        setattr(obj, attr, value)
+    """Patch ``obj.attr``, remembering how to undo it."""
+    old = getattr(obj, attr)
+    setattr(obj, attr, value)
+    _ACTIVE.append(lambda: setattr(obj, attr, old))
 
 
-def _restore() -> None:
-    while _ACTIVE:
-        obj, attr, old, is_dict = _ACTIVE.pop()
-        if is_dict:
-            obj[attr] = old
-        else:
-            setattr(obj, attr, old)
+def _enter(manager: Any) -> None:
+    """Enter a context manager (a registry hook), exiting it on undo."""
+    manager.__enter__()
+    _ACTIVE.append(lambda: manager.__exit__(None, None, None))
 
 
 def _engine() -> Any:
@@ -83,32 +78,31 @@ def _engine() -> Any:
 # A NumPy kernel with the compiled kernels' contract (see favor._jit.attention).
 
 
-def _rows(x: np.ndarray, wt: np.ndarray, kind: int, half: np.ndarray, bug: dict) -> tuple:
-    """Shape rows e and log-scales r (module table of favor._jit.attention), in float64."""
-    logits = x @ wt
-    if kind in (0, 1):
-        top = np.abs(logits).max(-1) if kind == 1 else logits.max(-1)
-        parts = [logits - top[:, None]]
-        if kind == 1:
-            parts.append(-logits - top[:, None])
-        e = np.exp(np.concatenate(parts, -1))
-        r = top - half * bug.get("half_factor", 1.0)
-    elif kind == 2:
-        e = np.concatenate([np.cos(logits), np.sin(logits)], -1)
-        r = half * bug.get("half_factor", 1.0)
-    else:
-        e = np.maximum(logits, 0)
-        r = np.zeros(x.shape[0])
-    return e, r
+def _rows(rows: Any, x: np.ndarray, w: np.ndarray, half: np.ndarray, params: Any, is_key: bool):
+    """Shape rows e and log-scales r of the map's jit split form (favor._jit.feature_rows)."""
+    logits = np.ascontiguousarray(x @ w)
+    n, width = x.shape[0], int(rows.width)
+    e = np.empty((n, width), dtype=x.dtype)
+    r = np.empty(n, dtype=x.dtype)
+    work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
+    rows.function(logits, np.ascontiguousarray(half, dtype=x.dtype), params, is_key, e, r, *work)
+    return e.astype(np.float64), r.astype(np.float64)
+
+
+class _Rows:
+    def __init__(self, function: Any, width: int) -> None:
+        self.function, self.width = function, width
 
 
 def numpy_kernel(causal: bool, **bug: Any) -> Callable[..., None]:
-    r"""A NumPy attention kernel with the engine kernels' signature and optional bugs.
+    r"""A NumPy attention kernel with the engine scans' signature and optional bugs.
 
-    Without ``bug`` it computes what the compiled kernels compute (to rounding). Bugs:
-    ``feature_epsilon`` (added to every stabilised feature of queries and keys, as the
-    official code's ``numerical_stabilizer``), ``normaliser_epsilon`` (added to
-    :math:`\hat D`), ``half_factor`` (multiplies the :math:`s^2\lVert k\rVert^2/2` term).
+    It calls the map's own split form (the ``rows`` argument) for the feature rows and
+    combines them as the compiled scans do; without ``bug`` it agrees with them to
+    rounding. Bugs: ``feature_epsilon`` (added to every stabilised feature of queries and
+    keys, as the official code's ``numerical_stabilizer``), ``normaliser_epsilon`` (added
+    to :math:`\hat D`), ``half_factor`` (multiplies the :math:`s^2\lVert k\rVert^2/2`
+    term of the keys).
 
     Parameters
     ----------
@@ -120,27 +114,29 @@ def numpy_kernel(causal: bool, **bug: Any) -> Callable[..., None]:
     Returns
     -------
     callable
-        ``kernel(q, k, v, wt, proj_index, padded, half_factor, kind, chunk, out)``.
+        ``scan(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk,
+        out)``.
     """
     feps = float(bug.get("feature_epsilon", 0.0))
     deps = float(bug.get("normaliser_epsilon", 0.0))
+    hf = float(bug.get("half_factor", 1.0))
 
-    def kernel(q, k, v, wt, proj_index, padded, half_factor, kind, chunk, out) -> None:
+    def kernel(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out):
+        split = _Rows(rows, width)
         for g in range(q.shape[0]):
-            w = wt[proj_index[g]].astype(np.float64)
-            qg, kg, vg = (a[g].astype(np.float64) for a in (q, k, v))
-            half = 0.0 if kind == 3 else half_factor * np.einsum("ld,ld->l", kg, kg)
-            ek, rk = _rows(kg, w, kind, half, bug)
-            eq, _ = _rows(qg, w, kind, np.zeros(qg.shape[0]), {})
+            w = wt[proj_index[g]]
+            qg, kg = q[g], k[g]
+            hk = hf * half_factor * np.einsum("ld,ld->l", kg, kg)
+            hq = half_factor * np.einsum("ld,ld->l", qg, qg)
+            ek, rk = _rows(split, kg, w, hk, params, True)
+            eq, _ = _rows(split, qg, w, hq, params, False)
             rk = np.where(padded[g], -np.inf, rk)
             top = rk.max() if np.isfinite(rk.max()) else 0.0
-            ek = ek * np.exp(rk - top)[:, None] + feps
-            ek = np.where(padded[g][:, None], 0.0, ek)
-            eq = eq + feps
-            scores = eq @ ek.T
+            ek = np.where(padded[g][:, None], 0.0, ek * np.exp(rk - top)[:, None] + feps)
+            scores = (eq + feps) @ ek.T
             if causal:
                 scores = np.tril(scores)
-            num = scores @ vg
+            num = scores @ v[g].astype(np.float64)
             den = scores.sum(-1) + deps
             safe = np.where(den != 0, den, 1.0)
             out[g] = np.where(den[:, None] != 0, num / safe[:, None], 0.0).astype(out.dtype)
@@ -225,12 +221,13 @@ def _mask_ignored() -> None:
 
 def _downcast() -> None:
     def make(kernel: Callable) -> Callable:
-        def wrapped(q, k, v, wt, proj_index, padded, half, kind, chunk, out):
+        def wrapped(q, k, v, wt, proj_index, padded, half, rows, params, width, chunk, out):
             if out.dtype != np.float64:
-                return kernel(q, k, v, wt, proj_index, padded, half, kind, chunk, out)
+                return kernel(q, k, v, wt, proj_index, padded, half, rows, params, width, chunk,
+                              out)  # fmt: skip
             f32 = [np.ascontiguousarray(a, dtype=np.float32) for a in (q, k, v, wt)]
             tmp = np.empty(out.shape, dtype=np.float32)
-            kernel(*f32, proj_index, padded, np.float32(half), kind, chunk, tmp)
+            kernel(*f32, proj_index, padded, half, rows, params, width, chunk, tmp)
             out[...] = tmp
             return None
 
@@ -264,23 +261,17 @@ def _temperature() -> None:
 
 
 def _replace_map(name: str, transform: Callable[[np.ndarray, np.ndarray, str], np.ndarray]) -> None:
-    import favor
-    import favor.features as features
+    """Shadow a map's NumPy formula through the registry hook (its attention form is kept)."""
+    from favor import registry
 
-    spec = favor.FEATURE_MAPS[name]
-    function, compute = spec.function, spec.compute
+    spec = registry.FEATURE_MAPS[name]
+    formula = spec.numpy_formula()
 
-    def public(x: Any, projection: Any, *, kernel: str = spec.kernels[0]) -> np.ndarray:
-        return transform(function(x, projection, kernel=kernel), np.asarray(x), kernel)
+    def numpy(x: Any, projection: Any, kernel: str, scale: float, params: Any, is_key: bool):
+        phi = formula(x, projection, kernel, scale, params, is_key)
+        return transform(phi, scale * np.asarray(x), kernel)
 
-    def unchecked(x: np.ndarray, projection: np.ndarray, kernel: str) -> np.ndarray:
-        return transform(compute(x, projection, kernel), x, kernel)
-
-    public.__name__ = function.__name__
-    _set(favor.FEATURE_MAPS, name, dataclasses.replace(spec, function=public, compute=unchecked))
-    for module in (favor, features):
-        if getattr(module, function.__name__, None) is function:
-            _set(module, function.__name__, public)
+    _enter(registry.register_feature_map(dataclasses.replace(spec, numpy=numpy), replace=True))
 
 
 def _sq_half(x: np.ndarray) -> np.ndarray:
@@ -315,26 +306,25 @@ def _features_epsilon() -> None:
 
 
 def _replace_sampler(name: str, sampler: Callable[..., np.ndarray]) -> None:
-    import favor
-    import favor.sampling as sampling
+    """Shadow a sampler's ``draw(n_components, n_features, rng)`` through the registry hook."""
+    from favor import registry
 
-    old = sampling.SAMPLERS[name]
-    _set(sampling.SAMPLERS, name, sampler)
-    for module in (favor, sampling):
-        if getattr(module, getattr(old, "__name__", ""), None) is old:
-            _set(module, old.__name__, sampler)
+    spec = registry.SAMPLERS[name]
+
+    def draw(n_components: int, n_features: int, rng: Any) -> np.ndarray:
+        return sampler(n_components, n_features, rng=rng)
+
+    _enter(registry.register_sampler(dataclasses.replace(spec, draw=draw), replace=True))
 
 
 def _orthogonal(variant: Callable[[np.ndarray, np.ndarray, int, int, Any], np.ndarray]) -> None:
-    import favor.sampling as sampling
+    from favor import registry
 
-    original = sampling.SAMPLERS["orthogonal"]
+    original = registry.SAMPLERS["orthogonal"]
 
-    def orthogonal_projection(
-        n_components: int, n_features: int, *, norms: str = "chi", rng: Any = None
-    ) -> np.ndarray:
+    def orthogonal_projection(n_components: int, n_features: int, *, rng: Any = None):
         rng = np.random.default_rng(rng)
-        w = original(n_components, n_features, norms=norms, rng=rng)
+        w = original(n_components, n_features, rng=rng)
         return variant(w, n_components, n_features, rng)
 
     _replace_sampler("orthogonal", orthogonal_projection)
@@ -390,25 +380,21 @@ def _shared_blocks() -> None:
 def _unsigned_qr() -> None:
     from theory.controls import unsigned_orthogonal_projection
 
-    def orthogonal_projection(n_components, n_features, *, norms="chi", rng=None):
-        w = unsigned_orthogonal_projection(n_components, n_features, rng=rng)
-        if norms == "fixed":
-            w = w * (np.sqrt(n_features) / np.linalg.norm(w, axis=1, keepdims=True))
-        return w
+    def orthogonal_projection(n_components, n_features, *, rng=None):
+        return unsigned_orthogonal_projection(n_components, n_features, rng=rng)
 
     _replace_sampler("orthogonal", orthogonal_projection)
 
 
 def _sampler_scale(name: str) -> Callable[[], None]:
     def apply() -> None:
-        import favor.sampling as sampling
+        from favor import registry
 
-        original = sampling.SAMPLERS[name]
+        original = registry.SAMPLERS[name]
 
         def scaled(*args: Any, **kwargs: Any) -> np.ndarray:
             return 1.01 * original(*args, **kwargs)
 
-        scaled.__name__ = getattr(original, "__name__", name)
         _replace_sampler(name, scaled)
 
     return apply
@@ -416,13 +402,16 @@ def _sampler_scale(name: str) -> Callable[[], None]:
 
 def _default_iid() -> None:
     import favor.attention as attention
+    import favor.sampling as sampling
 
-    original = attention.resolve_projection
+    original = sampling.resolve_projection
 
     def resolve(projection: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         return original("iid" if projection is None else projection, *args, **kwargs)
 
-    _set(attention, "resolve_projection", resolve)
+    for module in (attention, sampling):
+        if getattr(module, "resolve_projection", None) is original:
+            _set(module, "resolve_projection", resolve)
 
 
 def _heads_share() -> None:
@@ -435,11 +424,11 @@ def _heads_share() -> None:
         w = original(name, n_components, n_features, rng=rng)
         return w if n_heads is None else np.stack([w] * n_heads)
 
-    _set(sampling, "draw_projection", draw)
     import favor.attention as attention
 
-    if getattr(attention, "draw_projection", None) is original:
-        _set(attention, "draw_projection", draw)
+    for module in (sampling, attention):
+        if getattr(module, "draw_projection", None) is original:
+            _set(module, "draw_projection", draw)
 
 
 def _error_estimate_scaled() -> None:
@@ -469,14 +458,15 @@ def _decoding_mask_ignored() -> None:
 
 
 def _decoding_feature_epsilon() -> None:
-    eng = _engine()
-    original = eng.feature_rows
+    import favor.decoding as decoding
 
-    def feature_rows(logits, half_sq_norms, kind, out, log_scale, shifted, scratch):
-        original(logits, half_sq_norms, kind, out, log_scale, shifted, scratch)
-        out += out.dtype.type(1e-4)
+    original = decoding._feature_rows
 
-    _set(eng, "feature_rows", feature_rows)
+    def feature_rows(state: Any, x: np.ndarray, keys: bool) -> tuple[np.ndarray, np.ndarray]:
+        rows, log_scale = original(state, x, keys)
+        return rows + rows.dtype.type(1e-4), log_scale
+
+    _set(decoding, "_feature_rows", feature_rows)
 
 
 def _torch_mask_ignored() -> None:
@@ -528,15 +518,15 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("features-epsilon-1e-4", "positive_features adds 1e-4 to every feature",
      _features_epsilon, ("E1", "U1", "U2", "U3", "U4", "V2", "V5", "P1", "P2", "O3")),
     ("qr-without-sign-fix", "orthogonal blocks from QR without the sign(diag R) fix",
-     _unsigned_qr, ("S2", "U3", "U4", "U14", "V5", "O1", "O2", "O3")),
+     _unsigned_qr, ("S2", "U3", "U4", "U14", "V5", "O1", "O2")),
     ("fixed-norms", "orthogonal rows get length sqrt(d) instead of chi norms", _fixed_norms, ("S2", "U3", "U4", "U7", "U8", "U11", "U12", "V5", "V6", "O1", "C1")),
     ("partial-block-fixed-norms", "the partial last orthogonal block gets fixed sqrt(d) norms",
      _partial_block_fixed, ("S2",)),
     ("partial-block-chi-dof", "the partial last block's chi norms use its row count as degrees "
      "of freedom", _partial_block_dof, ("S2",)),
-    ("chi-dof-d-1", "orthogonal row norms drawn from chi_{d-1}", _chi_dof, ("S2", "U3", "U4", "U7", "U8", "U11", "U12", "U14", "V5", "V6", "O1", "O3", "C1")),
+    ("chi-dof-d-1", "orthogonal row norms drawn from chi_{d-1}", _chi_dof, ("S2", "U3", "U4", "U7", "U8", "U11", "U12", "U14", "V5", "V6", "O1", "C1")),
     ("shared-blocks", "every orthogonal block built from the same Gaussian matrix",
-     _shared_blocks, ("U3", "U4", "U11", "U14", "V5", "V6", "O1", "O2", "O3", "C1")),
+     _shared_blocks, ("U3", "U4", "U11", "U14", "V5", "V6", "O1", "O2", "C1")),
     ("orthogonal-scale-1%", "the orthogonal sampler's rows are 1% too long",
      _sampler_scale("orthogonal"), ("S2", "U7", "U8", "U11", "U12", "U14", "V5", "V6")),
     ("iid-scale-1%", "the i.i.d. sampler's rows are 1% too long", _sampler_scale("iid"), ("S1", "U5", "U6", "U9", "U10", "U13", "V1", "V2", "V3", "V4", "A2")),
@@ -600,11 +590,7 @@ def mutated(name: str) -> Iterator[Mutation]:
         yield apply_mutation(name)
     finally:
         while len(_ACTIVE) > depth:
-            obj, attr, old, is_dict = _ACTIVE.pop()
-            if is_dict:
-                obj[attr] = old
-            else:
-                setattr(obj, attr, old)
+            _ACTIVE.pop()()
 
 
 def apply_from_environment() -> str | None:

@@ -62,9 +62,7 @@ def test_trigonometric_mse_matches_one_dimensional_quadrature(x, y, kernel):
 def test_gaussian_mse_is_softmax_mse_times_factor_squared(x, y):
     factor = np.exp(-(x @ x + y @ y) / 2)
     for form in (cf.mse_positive, cf.mse_hyperbolic, cf.mse_trigonometric):
-        assert form(x, y, 4, kernel="rbf") == pytest.approx(
-            factor**2 * form(x, y, 4), rel=1e-12
-        )
+        assert form(x, y, 4, kernel="rbf") == pytest.approx(factor**2 * form(x, y, 4), rel=1e-12)
 
 
 @pytest.mark.parametrize("d", [2, 3, 8, 17])

@@ -53,15 +53,15 @@ def test_catalogue_is_large_documented_and_published():
 
 def test_mutations_are_undone_on_exit():
     import favor
-    import favor.sampling
+    from favor import registry
 
-    before = (favor.favor_attention, dict(favor.FEATURE_MAPS), dict(favor.sampling.SAMPLERS))
+    before = (favor.favor_attention, dict(registry.FEATURE_MAPS), dict(registry.SAMPLERS))
     for name in MUTATIONS:
         if name.startswith("torch") and not _torch():
             continue
         with mutated(name):
             pass
-    after = (favor.favor_attention, dict(favor.FEATURE_MAPS), dict(favor.sampling.SAMPLERS))
+    after = (favor.favor_attention, dict(registry.FEATURE_MAPS), dict(registry.SAMPLERS))
     assert before == after
     assert run_claim("E1").passed
 
