@@ -60,6 +60,9 @@ from favor.sampling import haar_orthogonal
 __all__ = [
     "MAX_QMC_FEATURES",
     "SORF_DENSE_MAX_FEATURES",
+    "draw_qmc",
+    "draw_simplex",
+    "draw_structured",
     "hadamard_matrix",
     "next_power_of_two",
     "qmc_projection",
@@ -424,3 +427,18 @@ def simplex_projection(
     else:
         lengths = np.full(n_components, np.sqrt(d))
     return directions * lengths[:, None]
+
+
+def draw_structured(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Unchecked draw of the ``"structured"`` sampler (:func:`structured_projection`, chi lengths)."""
+    return structured_projection(n_components, n_features, rng=rng)
+
+
+def draw_qmc(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Unchecked draw of the ``"qmc"`` sampler (:func:`qmc_projection`, scrambled)."""
+    return qmc_projection(n_components, n_features, rng=rng)
+
+
+def draw_simplex(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Unchecked draw of the ``"simplex"`` sampler (:func:`simplex_projection`, chi lengths)."""
+    return simplex_projection(n_components, n_features, rng=rng)

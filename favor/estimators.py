@@ -99,7 +99,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from favor._dispatch import backend_of, load_backend
@@ -156,6 +156,77 @@ def _transformer_maps() -> list[str]:
 def _attention_only_maps() -> list[str]:
     """Maps with different query and key forms: named in ``features`` only to be refused."""
     return [name for name, spec in FEATURE_MAPS.items() if not spec.symmetric]
+
+
+def _check_kernel_choices(spec: Any, features: str, projection: str) -> None:
+    """Refuse a map or coupling that the kernel's spectral law does not allow."""
+    if spec.features is not None and features not in spec.features:
+        raise ValueError(
+            f"features={features!r} is not unbiased for kernel={spec.name!r}: {spec.reason}; "
+            f"use features in {spec.features}"
+        )
+    if spec.projections is not None and projection not in spec.projections:
+        raise ValueError(
+            f"projection={projection!r} is not unbiased for kernel={spec.name!r}: "
+            f"{spec.reason}; use projection in {spec.projections}"
+        )
+
+
+def _draw_rows(
+    spec: Any, projection: str, n_components: int, n_features: int, rng: Any, nu: float
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The projection rows (float64) and, for ``"structured"``, its factors (signs, lengths).
+
+    Structured rows are drawn through :func:`favor.couplings.structured_factors` (the
+    registered sampler's stream), so the transform can apply them by fast Walsh-Hadamard
+    transforms; a non-Gaussian spectral law (``spec.rows``) rescales their lengths.
+    """
+    if projection == "structured" and spec.rows in (None, "favor.kernels:matern_rows"):
+        from favor.couplings import sorf_matrix, structured_factors
+
+        signs, lengths = structured_factors(n_components, n_features, rng=rng)
+        if spec.rows is not None:
+            from favor.kernels import student_t_row_scales
+
+            lengths = lengths * student_t_row_scales(n_components, nu, rng=rng)
+        return sorf_matrix(signs, lengths, n_features), (signs, lengths)
+    if spec.rows is not None:
+        from favor.registry import _load
+
+        return _load(spec.rows)(projection, n_components, n_features, rng, nu), None
+    return draw_projection(projection, n_components, n_features, rng=rng), None
+
+
+def _use_fast_sorf(estimator: Any, X: Any, form: str) -> bool:
+    """Structured trigonometric features of a shift-invariant kernel, above the crossover."""
+    factors = getattr(estimator, "_sorf_factors", None)
+    if factors is None or estimator.features_ != "trigonometric" or form != "rbf":
+        return False
+    if hasattr(X, "multiply"):  # sparse input: the GEMM path
+        return False
+    from favor.couplings import SORF_DENSE_MAX_FEATURES
+
+    return factors[0].shape[2] > SORF_DENSE_MAX_FEATURES[X.dtype.name]
+
+
+def _structured_trigonometric(
+    X: np.ndarray, factors: tuple[np.ndarray, np.ndarray], scale: float
+) -> np.ndarray:
+    """Trigonometric features with the logits from :func:`favor._jit.hadamard.sorf_project`."""
+    from favor._jit.hadamard import sorf_project
+    from favor._threads import jit_threads
+    from favor.features import _cos_sin_inplace
+
+    signs, lengths = factors
+    p = signs.shape[2]
+    m = lengths.shape[0]
+    dtype = X.dtype
+    out = np.empty((X.shape[0], 2 * m), dtype=dtype)
+    row_lengths = (lengths * (scale * p**-1.5)).astype(dtype)
+    with jit_threads(X.shape[0]):
+        sorf_project(np.ascontiguousarray(X), signs.astype(dtype), row_lengths, out[:, :m])
+    _cos_sin_inplace(out, 1.0 / np.sqrt(m))
+    return out
 
 
 class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -289,6 +360,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "projection": [StrOptions(set(SAMPLERS))],
             "n_components": [Interval(Integral, 1, None, closed="left")],
             "random_state": ["random_state", np.random.Generator, np.random.SeedSequence],
+            "nu": [Options(Real, {0.5, 1.5, 2.5})],
         }
 
     def __init__(
@@ -300,6 +372,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         projection: str = "orthogonal",
         n_components: int = 100,
         random_state: Any = None,
+        nu: float = 1.5,
     ) -> None:
         self.kernel = kernel
         self.gamma = gamma
@@ -307,6 +380,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.projection = projection
         self.n_components = n_components
         self.random_state = random_state
+        self.nu = nu
 
     def __sklearn_tags__(self) -> Any:
         """Declare sparse input support and float32/float64 preservation.
@@ -368,6 +442,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 )
             )
         check_compatible(self.projection, features)
+        _check_kernel_choices(spec, features, self.projection)
         rng = as_generator(self.random_state, name="random_state")
         X = _validate_X(self, X, reset=True)
 
@@ -375,7 +450,9 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.features_ = features
         self.gamma_ = _scale_gamma(X) if self.gamma == "scale" else float(self.gamma)
         self.scale_ = spec.input_scale(self.gamma_)
-        weights = draw_projection(self.projection, self.n_components, X.shape[1], rng=rng)
+        weights, self._sorf_factors = _draw_rows(
+            spec, self.projection, self.n_components, X.shape[1], rng, float(self.nu)
+        )
         self.projection_ = weights.astype(X.dtype, copy=False)
         fmap = FEATURE_MAPS[features]
         self.params_ = fmap.fit_params(
@@ -411,7 +488,9 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return load_backend("dask").estimators.transform(self, X)
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
-        formula = FEATURE_MAPS[self.features_].numpy_formula()
         form = KERNELS[self.kernel_].feature_kernel
+        if _use_fast_sorf(self, X, form):
+            return _structured_trigonometric(X, self._sorf_factors, self.scale_)
+        formula = FEATURE_MAPS[self.features_].numpy_formula()
         # x' = scale_ x is folded into the projection inside the formula (W' = scale_ W).
         return formula(X, self.projection_, form, self.scale_, self.params_, False)

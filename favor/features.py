@@ -102,7 +102,6 @@ _PARALLEL_MIN_SIZE = 1 << 16
 
 def _cos_sin_inplace(features: np.ndarray, row_scale: np.ndarray | float) -> None:
     """In place: ``features = row_scale * [cos(t), sin(t)]`` with ``t = features[:, :m]``."""
-    m = features.shape[1] // 2
     if features.dtype == np.float64:
         # NumPy's float64 cos/sin are scalar libm loops; the fused jit loop is 2-3x faster
         # (favor._jit.features).
@@ -117,15 +116,18 @@ def _cos_sin_inplace(features: np.ndarray, row_scale: np.ndarray | float) -> Non
         with jit_threads(features.shape[0]):
             scaled_cos_sin(features, scale)
         return
-    # float32: NumPy's SIMD cos beats the jit loop, and one contiguous pass beats two
-    # half-row passes: sin(t) = cos(t - pi/2), with t - pi/2 rounded to float32 (an absolute
-    # error of one float32 ulp of t, the size of the rounding error t already carries).
-    np.subtract(features[:, :m], features.dtype.type(np.pi / 2), out=features[:, m:])
-    np.cos(features, out=features)
-    if np.ndim(row_scale):
-        features *= row_scale[:, None]
-    else:
-        features *= features.dtype.type(row_scale)
+    # float32: one vectorised jit loop (favor._jit.trig) computes sin and cos from one shared
+    # range reduction, writes both halves and applies the row scale in the same pass.
+    from favor._jit.trig import scaled_cos_sin_f32, scaled_cos_sin_f32_serial
+    from favor._threads import jit_threads
+
+    scale32 = np.empty(features.shape[0], dtype=np.float32)
+    scale32[...] = row_scale
+    if features.size < _PARALLEL_MIN_SIZE:
+        scaled_cos_sin_f32_serial(features, scale32)
+        return
+    with jit_threads(features.shape[0]):
+        scaled_cos_sin_f32(features, scale32)
 
 
 # --------------------------------------------------------------------------- formulas

@@ -45,9 +45,13 @@ __all__ = [
     "LAPLACIAN_COUPLINGS",
     "MATERN_NUS",
     "cauchy_projection",
+    "check_nu",
     "laplacian_kernel",
+    "laplacian_rows",
     "matern_kernel",
+    "matern_kernel_gamma",
     "matern_profile",
+    "matern_rows",
     "student_t_row_scales",
 ]
 
@@ -271,3 +275,78 @@ def cauchy_projection(
     from favor.couplings import qmc_uniform
 
     return np.tan(np.pi * (qmc_uniform(n_components, n_features, rng=rng) - 0.5))
+
+
+def matern_kernel_gamma(x: Any, y: Any, *, gamma: float = 0.5, nu: float = 1.5) -> np.ndarray:
+    r"""Matérn kernel in :class:`favor.FavorSampler`'s convention, :math:`\ell = 1/\sqrt{2\gamma}`.
+
+    Parameters
+    ----------
+    x : array_like of shape (n_x, d)
+        Left points.
+    y : array_like of shape (n_y, d)
+        Right points.
+    gamma : float, default=0.5
+        Positive scale; ``length_scale = 1 / sqrt(2 gamma)`` (``gamma = 0.5``: unit length).
+    nu : {0.5, 1.5, 2.5}, default=1.5
+        Smoothness.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_x, n_y), float64
+        :func:`matern_kernel` with that length scale.
+    """
+    gamma = _check_positive("gamma", gamma)
+    return matern_kernel(x, y, nu=nu, length_scale=1.0 / np.sqrt(2.0 * gamma))
+
+
+def laplacian_rows(
+    projection: str, n_components: int, n_features: int, rng: np.random.Generator, nu: float
+) -> np.ndarray:
+    """Registry hook: unit-scale Laplacian rows under ``projection`` (:func:`cauchy_projection`).
+
+    Parameters
+    ----------
+    projection : {"iid", "qmc"}
+        The coupling.
+    n_components, n_features : int
+        Shape.
+    rng : numpy.random.Generator
+        Source of randomness.
+    nu : float
+        Ignored (the Matérn smoothness).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_components, n_features), float64
+        Rows with independent standard Cauchy coordinates.
+    """
+    return cauchy_projection(n_components, n_features, projection=projection, rng=rng)
+
+
+def matern_rows(
+    projection: str, n_components: int, n_features: int, rng: np.random.Generator, nu: float
+) -> np.ndarray:
+    r"""Registry hook: unit-length-scale Matérn rows, Gaussian coupling times Student factors.
+
+    Parameters
+    ----------
+    projection : str
+        Any registered sampler with Gaussian marginals; its rows keep their coupling.
+    n_components, n_features : int
+        Shape.
+    rng : numpy.random.Generator
+        Source of randomness (the sampler's draw first, then the factors).
+    nu : {0.5, 1.5, 2.5}
+        Smoothness.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_components, n_features), float64
+        Rows :math:`\omega_i \sqrt{2\nu/s_i}`, :math:`s_i \sim \chi^2_{2\nu}`.
+    """
+    from favor.sampling import draw_projection
+
+    nu = check_nu(nu)
+    rows = draw_projection(projection, n_components, n_features, rng=rng)
+    return rows * student_t_row_scales(n_components, nu, rng=rng)[:, None]

@@ -284,6 +284,18 @@ class Kernel:
         The unit-scale kernel name passed to the feature maps.
     default_features : str
         The map ``FavorSampler(features="auto")`` uses.
+    rows : str or callable, optional
+        Spectral law of the rows when it is not :math:`\mathcal N(0, I_d)`:
+        ``rows(projection, n_components, n_features, rng, nu) -> (m, d)`` float64 rows,
+        marginally the unit-scale kernel's spectral law under the named coupling. None:
+        the sampler's Gaussian rows.
+    features : tuple of str, optional
+        The maps valid for this kernel (None: every map whose kernels include
+        ``feature_kernel``).
+    projections : tuple of str, optional
+        The couplings valid for this kernel (None: every sampler).
+    reason : str
+        Why other maps or couplings are refused (quoted in the error).
     """
 
     name: str
@@ -291,6 +303,10 @@ class Kernel:
     input_scale: Callable[[float], float]
     feature_kernel: str
     default_features: str
+    rows: str | Callable[..., np.ndarray] | None = None
+    features: tuple[str, ...] | None = None
+    projections: tuple[str, ...] | None = None
+    reason: str = ""
 
     def exact_function(self) -> Callable[..., np.ndarray]:
         """The exact kernel function."""
@@ -383,6 +399,33 @@ _BUILTIN_SAMPLERS = (
         coupling="independent rows",
         remainder="no blocks: any m",
     ),
+    Sampler(
+        "structured",
+        "favor.couplings:draw_structured",
+        marginal="approximately N(0, I_d): chi_p length times a SORF direction (first d of "
+        "p = next power of two coordinates); not Haar, so estimates carry a small bias "
+        "(Yu et al. 2016, Theorem 3; formulas §3.3)",
+        coupling="blocks sqrt(p) H D1 H D2 H D3 with Rademacher diagonals: orthogonal rows "
+        "within a block of p when d = p; inputs are zero-padded to p features",
+        remainder="ceil(m / p) blocks, the last one truncated (prefer m a multiple of p)",
+    ),
+    Sampler(
+        "qmc",
+        "favor.couplings:draw_qmc",
+        marginal="N(0, I_d) exactly: inverse normal CDF of a scrambled (randomly shifted) "
+        "Sobol point",
+        coupling="the first m points of one scrambled Sobol sequence (low discrepancy); "
+        "balanced when m is a power of two; d <= 21201",
+        remainder="no blocks: any m (powers of two recommended)",
+    ),
+    Sampler(
+        "simplex",
+        "favor.couplings:draw_simplex",
+        marginal="N(0, I_d): Haar direction times an independent chi_d length",
+        coupling="regular-simplex directions (pairwise cosine -1/(d-1)) under one Haar "
+        "rotation per block of d rows; blocks independent",
+        remainder="ceil(m / d) blocks, the last one truncated",
+    ),
 )
 
 
@@ -394,9 +437,36 @@ def _softmax_scale(gamma: float) -> float:
     return float(np.sqrt(gamma))
 
 
+def _laplacian_scale(gamma: float) -> float:
+    return float(gamma)
+
+
 _BUILTIN_KERNELS = (
     Kernel("rbf", "favor.exact:rbf_kernel", _rbf_scale, "rbf", "trigonometric"),
     Kernel("softmax", "favor.exact:softmax_kernel", _softmax_scale, "softmax", "hyperbolic"),
+    Kernel(
+        "laplacian",
+        "favor.kernels:laplacian_kernel",
+        _laplacian_scale,
+        "rbf",
+        "trigonometric",
+        rows="favor.kernels:laplacian_rows",
+        features=("trigonometric",),
+        projections=("iid", "qmc"),
+        reason="its spectral law has independent Cauchy coordinates: no moment generating "
+        "function (so no exponential maps) and not rotation invariant (so no direction "
+        "couplings)",
+    ),
+    Kernel(
+        "matern",
+        "favor.kernels:matern_kernel_gamma",
+        _rbf_scale,
+        "rbf",
+        "trigonometric",
+        rows="favor.kernels:matern_rows",
+        features=("trigonometric",),
+        reason="its spectral law (multivariate Student t) has no moment generating function",
+    ),
 )
 
 _FEATURE_MAPS: dict[str, FeatureMap] = {spec.name: spec for spec in _BUILTIN_FEATURE_MAPS}

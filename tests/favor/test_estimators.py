@@ -37,6 +37,19 @@ PROJECTIONS = ("orthogonal", "iid")
 COMBINATIONS = list(itertools.product(KERNELS, FEATURES, PROJECTIONS))
 
 
+#: One configuration per newer sampler and kernel (favor.couplings, favor.kernels): each
+#: draws its rows differently, so each passes the checks itself.
+NEW_ESTIMATORS = (
+    FavorSampler(projection="structured"),
+    FavorSampler(projection="qmc"),
+    FavorSampler("softmax", features="positive", projection="simplex"),
+    FavorSampler("laplacian", projection="iid"),
+    FavorSampler("laplacian", projection="qmc"),
+    FavorSampler("matern", nu=0.5),
+    FavorSampler("matern", projection="structured", nu=2.5),
+)
+
+
 def _all_estimators() -> list[FavorSampler]:
     """One configuration per transform branch, not all kernel x map x sampler products.
 
@@ -51,6 +64,7 @@ def _all_estimators() -> list[FavorSampler]:
         FavorSampler("softmax", features="trigonometric", projection="iid"),
         FavorSampler("rbf", features="positive", projection="iid"),
         FavorSampler("rbf", features="hyperbolic"),
+        *NEW_ESTIMATORS,
     ]
 
 
