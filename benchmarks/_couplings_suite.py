@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
 from _timing import Timing
 
 KERNELS = ("rbf", "laplacian", "matern")
@@ -46,10 +45,14 @@ def datasets(quick: bool) -> dict[str, np.ndarray]:
     digits = StandardScaler().fit_transform(load_digits().data)
     diabetes = StandardScaler().fit_transform(load_diabetes().data)
     if quick:
-        return {"digits": digits[:200], "diabetes": diabetes[:200], "random-16": rng.standard_normal((200, 16))}
-    out = {"digits": digits[:1000], "diabetes": diabetes}
+        return {
+            "digits": digits[:200],
+            "diabetes": diabetes[:200],
+            "random-16": rng.standard_normal((200, 16)),
+        }
+    out = {"digits": digits, "diabetes": diabetes}
     for d in (64, 512, 4096):
-        out[f"random-{d}"] = rng.standard_normal((600, d))
+        out[f"random-{d}"] = rng.standard_normal((1000, d))
     return out
 
 
@@ -80,7 +83,11 @@ def favor_features(kernel: str, coupling: str, width: int, gamma: float, seed: i
 
     extra = {"nu": NU} if kernel == "matern" else {}
     return FavorSampler(
-        kernel, gamma=gamma, projection=coupling, n_components=width // 2, random_state=seed,
+        kernel,
+        gamma=gamma,
+        projection=coupling,
+        n_components=width // 2,
+        random_state=seed,
         **extra,
     )
 
@@ -94,7 +101,7 @@ def nystroem_features(kernel: str, x_fit: np.ndarray, width: int, gamma: float, 
     """
     from sklearn.kernel_approximation import Nystroem
 
-    width = min(width, x_fit.shape[0])
+    width = min(width, x_fit.shape[0])  # at width = n every point is a landmark (exact)
     if kernel != "matern":
         return Nystroem(kernel=kernel, gamma=gamma, n_components=width, random_state=seed).fit(
             x_fit
@@ -130,17 +137,19 @@ def error_table(quick: bool, seeds: int, width: int) -> list[dict]:
             exact = exact_kernel(kernel, x, x, gamma)
             methods: dict[str, Callable[[int], np.ndarray]] = {
                 c: (
-                    lambda s, c=c: favor_features(kernel, c, width, gamma, s).fit(x).transform(x)
+                    lambda s, c=c, k=kernel, g=gamma, x=x: (
+                        favor_features(k, c, width, g, s).fit(x).transform(x)
+                    )
                 )
                 for c in COUPLINGS[kernel]
             }
             if kernel == "rbf":
-                methods["rbfsampler"] = (
-                    lambda s: RBFSampler(gamma=gamma, n_components=width, random_state=s)
-                    .fit(x)
-                    .transform(x)
+                methods["rbfsampler"] = lambda s, g=gamma, x=x: (
+                    RBFSampler(gamma=g, n_components=width, random_state=s).fit(x).transform(x)
                 )
-            methods["nystroem"] = lambda s: nystroem_features(kernel, x, width, gamma, s).transform(x)
+            methods["nystroem"] = lambda s, k=kernel, g=gamma, x=x: nystroem_features(
+                k, x, width, g, s
+            ).transform(x)
             errors = {m: [_error(f(s), exact) for s in range(seeds)] for m, f in methods.items()}
             ref = np.array(errors[REFERENCE[kernel]])
             for m, errs in errors.items():
@@ -173,7 +182,10 @@ def downstream_table(quick: bool, width: int) -> list[dict]:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
-    tasks = {"digits": (load_digits(return_X_y=True), True), "diabetes": (load_diabetes(return_X_y=True), False)}
+    tasks = {
+        "digits": (load_digits(return_X_y=True), True),
+        "diabetes": (load_diabetes(return_X_y=True), False),
+    }
     records = []
     for name, ((x, y), classify) in tasks.items():
         if quick:
@@ -195,7 +207,9 @@ def downstream_table(quick: bool, width: int) -> list[dict]:
             for c in COUPLINGS[kernel]:
                 sampler = favor_features(kernel, c, width, gamma, 0).fit(xtr)
                 linear = RidgeClassifier(alpha=1e-3) if classify else Ridge(alpha=1e-1)
-                score = float(linear.fit(sampler.transform(xtr), ytr).score(sampler.transform(xte), yte))
+                score = float(
+                    linear.fit(sampler.transform(xtr), ytr).score(sampler.transform(xte), yte)
+                )
                 records.append(
                     {
                         "data": name,
@@ -224,11 +238,17 @@ def timing_table(quick: bool, repeats: int, time_interleaved) -> list[dict]:
     for d, width, coupling, n in cases:
         x = rng.standard_normal((n, d)).astype(np.float32)
         gamma = 1.0 / (2 * d)
-        ours = FavorSampler(gamma=gamma, projection=coupling, n_components=width // 2, random_state=0).fit(x)
+        ours = FavorSampler(
+            gamma=gamma, projection=coupling, n_components=width // 2, random_state=0
+        ).fit(x)
         theirs = RBFSampler(gamma=gamma, n_components=width, random_state=0).fit(x)
         start = time.perf_counter()
         times = time_interleaved(
-            {"favor": lambda: ours.transform(x), "rbfsampler": lambda: theirs.transform(x)}, repeats
+            {
+                "favor": lambda ours=ours, x=x: ours.transform(x),
+                "rbfsampler": lambda theirs=theirs, x=x: theirs.transform(x),
+            },
+            repeats,
         )
         records.append(
             {
@@ -259,13 +279,21 @@ def markdown(errors: list[dict], downstream: list[dict], timings: list[dict]) ->
             f"| {r['data']} (d={r['d']}) | {r['kernel']} | {r['method']} | {r['error_median']:.4f} "
             f"| {r['ratio_to_reference']:.3f} | {rbf} |"
         )
-    lines += ["", "| data | kernel | method | score | exact-kernel score |", "|---|---|---|---:|---:|"]
+    lines += [
+        "",
+        "| data | kernel | method | score | exact-kernel score |",
+        "|---|---|---|---:|---:|",
+    ]
     for r in downstream:
         lines.append(
             f"| {r['data']} ({r['metric']}) | {r['kernel']} | {r['method']} | {r['score']:.4f} "
             f"| {r['exact_kernel_score']:.4f} |"
         )
-    lines += ["", "| d | D | n | coupling | favor transform | RBFSampler transform | ratio |", "|---:|---:|---:|---|---|---|---:|"]
+    lines += [
+        "",
+        "| d | D | n | coupling | favor transform | RBFSampler transform | ratio |",
+        "|---:|---:|---:|---|---|---|---:|",
+    ]
     for r in timings:
         lines.append(
             f"| {r['d']} | {r['width']} | {r['n']} | {r['coupling']} "

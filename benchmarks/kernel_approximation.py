@@ -23,6 +23,13 @@ Usage::
     python benchmarks/kernel_approximation.py --quick    # smoke test, seconds
     python benchmarks/kernel_approximation.py --out results/ka.json
     python benchmarks/kernel_approximation.py --threads 1   # BLAS and Numba on one thread
+    python benchmarks/kernel_approximation.py --suite couplings   # couplings and kernels
+
+``--suite couplings`` runs the comparison of couplings (i.i.d., orthogonal, structured,
+quasi-Monte Carlo, simplex) and kernels (RBF, Laplacian, Matérn) described in
+``benchmarks/_couplings_suite.py``: kernel error against the exact kernel, against the
+reference coupling, RBFSampler and Nystroem, downstream ridge accuracy, and float32
+transform time against RBFSampler.
 
 It prints a Markdown table and writes JSON (default ``benchmarks/results/``).
 """
@@ -269,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         help="bandwidth rules (default: both)",
     )
     parser.add_argument(
+        "--suite",
+        default="rbf",
+        choices=["rbf", "couplings"],
+        help="rbf: the RBF table above (default); couplings: couplings and kernels",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -288,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The benchmark proper (``main`` sets the thread limits around it)."""
+    if args.suite == "couplings":
+        return _run_couplings(args)
 
     seeds = args.seeds or (2 if args.quick else 5)
     repeats = args.repeats or (2 if args.quick else 5)
@@ -335,6 +350,44 @@ def _run(args: argparse.Namespace) -> int:
         "elapsed_s": elapsed,
         "environment": environment(),
         "records": records,
+        "table_markdown": table,
+    }
+    out.write_text(json.dumps(payload, indent=1))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _run_couplings(args: argparse.Namespace) -> int:
+    """``--suite couplings``: errors, downstream scores and timings in one JSON file."""
+    import _couplings_suite as suite
+
+    seeds = args.seeds or (1 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 5)
+    width = (args.widths or ((32,) if args.quick else (512,)))[0]
+    started = time.perf_counter()
+    errors = suite.error_table(args.quick, seeds, width)
+    downstream = suite.downstream_table(args.quick, width)
+    timings = suite.timing_table(args.quick, repeats, time_interleaved)
+    table = suite.markdown(errors, downstream, timings)
+    print(table)
+    out = args.out or Path(__file__).resolve().parent / "results"
+    if out.suffix != ".json":
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / ("kernel_approximation_couplings" + ("_quick" if args.quick else "") + ".json")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "kernel_approximation/couplings",
+        "quick": args.quick,
+        "seeds": seeds,
+        "repeats": repeats,
+        "width": width,
+        "threads_limit": args.threads,
+        "elapsed_s": time.perf_counter() - started,
+        "environment": environment(),
+        "errors": errors,
+        "downstream": downstream,
+        "timings": timings,
         "table_markdown": table,
     }
     out.write_text(json.dumps(payload, indent=1))
