@@ -40,3 +40,21 @@ def test_quick_run_writes_a_complete_table_and_json(tmp_path, capsys):
     table = capsys.readouterr().out
     assert table.count("\n| ") == len(records)  # one row per record after the header
     assert "FavorSampler trig orthogonal" in table
+
+
+def test_quick_couplings_suite_writes_errors_scores_and_timings(tmp_path, capsys):
+    bench = _load_script()
+    out = tmp_path / "couplings.json"
+    argv = ["--suite", "couplings", "--quick", "--seeds", "1", "--repeats", "1", "--threads", "1"]
+    assert bench.main([*argv, "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    methods = {(r["kernel"], r["method"]) for r in payload["errors"]}
+    for coupling in ("iid", "orthogonal", "structured", "qmc", "simplex", "nystroem"):
+        assert ("matern", coupling) in methods
+    assert ("laplacian", "orthogonal") not in methods  # refused: not unbiased for it
+    assert ("rbf", "rbfsampler") in methods
+    for r in payload["errors"]:
+        assert 0 <= r["error_median"] < 2
+    assert {r["data"] for r in payload["downstream"]} == {"digits", "diabetes"}
+    assert all(np.isfinite(r["ratio"]) for r in payload["timings"])
+    assert "| structured |" in capsys.readouterr().out
