@@ -123,9 +123,11 @@ for name in SAMPLERS:
 # Simplex rows lower the positive-feature MSE below orthogonal ones (negative pairwise
 # cosines suit the convex exponential), but not the trigonometric MSE: at moderate
 # $\lVert\Delta\rVert$ the exact simplex variance is *above* the orthogonal one
-# (formulas §6.2 [E5]). Scrambled Sobol rows help trigonometric features most when $m$ is
-# a power of two and $d$ is small. Structured rows track orthogonal ones once $d$ is
-# large enough for three Hadamard-sign rounds to mix (claim W4 checks 1.15x at $d = 64$).
+# (formulas §6.2 [E5]). Scrambled Sobol rows beat i.i.d. rows (claim W5: under half the
+# i.i.d. MSE at $d = 4$, $m = 16$), but at $d = 16$ they do not reach orthogonal rows for
+# trigonometric features; for positive features they do. Structured rows track orthogonal
+# ones once $d$ is large enough for three Hadamard-sign rounds to mix (claim W4 checks
+# 1.15x at $d = 64$).
 #
 # ## Matérn and Laplacian kernels against the exact kernel
 #
