@@ -20,8 +20,10 @@ heuristic (``gamma = 1 / median ||x - y||^2``; Laplacian: ``1 / median ||x - y||
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from _timing import Timing
@@ -126,12 +128,19 @@ def _error(z: np.ndarray, exact: np.ndarray) -> float:
     return float(np.linalg.norm(z @ z.T - exact) / np.linalg.norm(exact))
 
 
-def error_table(quick: bool, seeds: int, width: int) -> list[dict]:
-    """Kernel error per (data, kernel, method), per-seed ratios within the run."""
+def error_table(
+    quick: bool, seeds: int, width: int, names: list[str] | None = None, log: Path | None = None
+) -> list[dict]:
+    """Kernel error per (data, kernel, method), per-seed ratios within the run.
+
+    ``names`` selects datasets; ``log`` receives one JSON line per record as it is made.
+    """
     from sklearn.kernel_approximation import RBFSampler
 
     records = []
     for name, x in datasets(quick).items():
+        if names is not None and name not in names:
+            continue
         for kernel in KERNELS:
             gamma = bandwidth(kernel, x)
             exact = exact_kernel(kernel, x, x, gamma)
@@ -170,6 +179,9 @@ def error_table(quick: bool, seeds: int, width: int) -> list[dict]:
                         np.median(np.array(errs) / np.array(errors["rbfsampler"]))
                     )
                 records.append(rec)
+                if log is not None:
+                    with log.open("a") as handle:
+                        handle.write(json.dumps(rec) + "\n")
             print(f"done errors {name} {kernel}", flush=True)
     return records
 

@@ -266,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         "--widths", type=int, nargs="+", default=None, help=f"output widths (default {WIDTHS})"
     )
     parser.add_argument(
-        "--data", nargs="+", default=["digits", "random"], help="datasets (default: both)"
+        "--data",
+        nargs="+",
+        default=["digits", "random"],
+        help="datasets (default: both; --suite couplings: digits diabetes random-64 "
+        "random-512 random-4096, all by default)",
     )
     parser.add_argument(
         "--gamma",
@@ -365,17 +369,19 @@ def _run_couplings(args: argparse.Namespace) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
     width = (args.widths or ((32,) if args.quick else (512,)))[0]
     started = time.perf_counter()
-    errors = suite.error_table(args.quick, seeds, width)
-    downstream = suite.downstream_table(args.quick, width)
-    timings = suite.timing_table(args.quick, repeats, time_interleaved)
-    table = suite.markdown(errors, downstream, timings)
-    print(table)
     out = args.out or Path(__file__).resolve().parent / "results"
     if out.suffix != ".json":
         out.mkdir(parents=True, exist_ok=True)
         out = out / ("kernel_approximation_couplings" + ("_quick" if args.quick else "") + ".json")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
+    names = None if args.data == ["digits", "random"] else args.data  # the rbf suite's default
+    # One JSON line per error record as it is made (a long run keeps what it measured).
+    errors = suite.error_table(args.quick, seeds, width, names, out.with_suffix(".jsonl"))
+    downstream = suite.downstream_table(args.quick, width)
+    timings = suite.timing_table(args.quick, repeats, time_interleaved)
+    table = suite.markdown(errors, downstream, timings)
+    print(table)
     payload = {
         "benchmark": "kernel_approximation/couplings",
         "quick": args.quick,
