@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,17 +165,14 @@ def _merge(app: Any, env: Any, docnames: set[str], other: Any) -> None:
 
 
 def _summary(env: Any, docname: str) -> str:
-    """The first paragraph without maths, for the card (cut at 160 characters).
-
-    Maths would show as raw LaTeX in the card's plain text, so such paragraphs are skipped.
-    """
+    """The claims the notebook illustrates (its "Claims illustrated:" line), for the card."""
     doctree = env.get_doctree(docname)
     for paragraph in doctree.findall(nodes.paragraph):
-        if any(True for _ in paragraph.findall(nodes.math)):
-            continue
-        text = paragraph.astext().replace("\n", " ").strip()
-        if text and not text.startswith("Claims illustrated"):
-            return text if len(text) <= 160 else text[:157].rsplit(" ", 1)[0] + " ..."
+        text = paragraph.astext().replace("\n", " ")
+        if text.startswith("Claims illustrated:"):
+            head = re.split(r"[(:]", text[len("Claims illustrated:") :], maxsplit=1)[0]
+            ids = re.findall(r"\b[A-Z]\d+(?:-[A-Z]?\d+)?\b", head)
+            return "Claims " + ", ".join(ids) if ids else ""
     return ""
 
 
