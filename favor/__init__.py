@@ -9,6 +9,8 @@ softmax_attention, softmax_kernel, rbf_kernel, arccos_kernel
     Exact references (:mod:`favor.exact`).
 favor_attention, estimate_attention_error
     FAVOR+ linear attention and its predicted error (:mod:`favor.attention`).
+FavorAccuracyWarning
+    Warned when FAVOR+ is predicted to be noise for the inputs (:mod:`favor._guards`).
 DecodingState, init_decoding_state, decode_step
     Token-by-token causal FAVOR+ with an O(m d_v) state (:mod:`favor.decoding`).
 FavorSampler
@@ -25,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from favor import features, registry, sampling
+from favor._guards import FavorAccuracyWarning
 from favor.attention import estimate_attention_error, favor_attention
 from favor.decoding import DecodingState, decode_step, init_decoding_state
 from favor.exact import arccos_kernel, rbf_kernel, softmax_attention, softmax_kernel
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DecodingState",
+    "FavorAccuracyWarning",
     "FavorSampler",
     "__version__",
     "arccos_kernel",

@@ -45,12 +45,14 @@ truncation, accuracy against a textbook FAVOR+ and against uniform attention).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from favor._dispatch import dispatch
+from favor._guards import check_memory, check_norms, warn_inaccurate
 from favor._threads import jit_threads
 from favor._validation import (
     DEFAULT_CHUNK_SIZE,
@@ -200,6 +202,10 @@ def favor_attention(
         raise ValueError(
             f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
         )
+    check_norms("queries", q, scale)
+    check_norms("keys", k, scale)
+    check_norms("projection", w, scale)
+    _warn_if_noisy(q, k, w.shape[-2], features, scale)
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
     # may not look at the data (an output would depend on later positions).
     data = None
@@ -230,6 +236,13 @@ def favor_attention(
         )
         wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
         rows, params = feature_map("positive").jit_rows(), np.zeros(0)
+    # Per running group: a chunk of features and the (features x values) state.
+    check_memory(
+        "the attention feature blocks",
+        (min(n_groups, os.cpu_count() or 1), chunk + v.shape[-1], spec.width(w.shape[-2])),
+        dtype,
+        because=f"n_components={w.shape[-2]}",
+    )
     out = np.empty((n_groups, n_queries, v.shape[-1]), dtype=dtype)
     from favor._jit import attention as jit
 
@@ -251,6 +264,25 @@ def favor_attention(
             out,
         )
     return out.reshape((*lead, n_queries, v.shape[-1]))
+
+
+def _warn_if_noisy(q: np.ndarray, k: np.ndarray, m: int, features: str, scale: float) -> None:
+    r"""Warn (:class:`favor.FavorAccuracyWarning`) if FAVOR+ is predicted to be noise.
+
+    A cheap :math:`O(L d)` stand-in for :func:`estimate_attention_error`: the relative RMS
+    error of one kernel entry for a typical pair, :math:`\sqrt{(e^{\lVert z\rVert^2} - 1)/m}`
+    with :math:`\lVert z\rVert^2` the median of :math:`s^2\lVert q\rVert^2` plus the median
+    of :math:`s^2\lVert k\rVert^2` (Performers Lemma 2, formulas §2.4, for nearly
+    orthogonal queries and keys). Softmax-kernel maps only.
+    """
+    if features not in ("positive", "hyperbolic", "trigonometric"):
+        return
+    sq_q = np.einsum("...i,...i->...", q, q, dtype=np.float64) * scale**2
+    sq_k = np.einsum("...i,...i->...", k, k, dtype=np.float64) * scale**2
+    exponent = float(np.median(sq_q) + np.median(sq_k))
+    with np.errstate(over="ignore"):
+        predicted = math.sqrt(math.expm1(min(exponent, 709.0)) / m)
+    warn_inaccurate(predicted, n_components=m, stacklevel=5)
 
 
 def estimate_attention_error(
@@ -338,6 +370,8 @@ def estimate_attention_error(
     check_choice("features", features, ("positive", "hyperbolic", "trigonometric", *_GERF_MAPS))
     m = check_positive_int("n_components", n_components)
     causal = check_flag("causal", causal)
+    check_norms("queries", q, q.shape[-1] ** -0.25)
+    check_norms("keys", k, k.shape[-1] ** -0.25)
     if features in _GERF_MAPS:
         return _gerf_error(q, k, mask, m, features, causal, feature_params)
     s2 = 1.0 / math.sqrt(q.shape[-1])
@@ -363,7 +397,11 @@ def estimate_attention_error(
             minus = _log_quadratic(lp - sign * logits, -gram, -qq)
             total = np.logaddexp(total, minus) - math.log(2.0)  # cosh = (e^x + e^-x) / 2
         ratio = np.exp(total)
-        return np.sqrt(np.maximum(ratio - 1.0, 0.0) / m)
+        predicted = np.sqrt(np.maximum(ratio - 1.0, 0.0) / m)
+    seen = predicted[~np.isnan(predicted)]
+    if seen.size:
+        warn_inaccurate(float(np.median(seen)), n_components=m, stacklevel=3)
+    return predicted
 
 
 def _gerf_error(

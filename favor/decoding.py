@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from favor._guards import check_memory, check_norms
 from favor._validation import RandomLike, check_float_array, check_positive_int
 from favor.registry import feature_map
 from favor.sampling import resolve_projection
@@ -152,6 +153,12 @@ def init_decoding_state(
         raise ValueError(
             f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
         )
+    check_memory(
+        "the decoding state",
+        (*batch_shape, width, d_v + 1),
+        dtype,
+        because=f"n_components={w.shape[1]}",
+    )
     return DecodingState(
         kv=np.zeros((*batch_shape, width, d_v + 1), dtype=dtype),
         log_scale=np.full(batch_shape, -np.inf),
@@ -169,6 +176,8 @@ def _check_step(name: str, x: Any, shape: tuple[int, ...], dtype: np.dtype) -> n
         raise ValueError(f"{name} must have shape {shape} to match the state, got {arr.shape}")
     if arr.dtype != dtype:
         raise ValueError(f"{name} must have the state's dtype {dtype}, got {arr.dtype}")
+    if name != "value":
+        check_norms(name, arr, arr.shape[-1] ** -0.25)
     return arr
 
 

@@ -103,6 +103,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from favor._dispatch import backend_of, load_backend
+from favor._guards import check_finite_result, check_memory
 from favor._validation import as_generator
 from favor.registry import FEATURE_MAPS, KERNELS, SAMPLERS, check_compatible, kernel
 from favor.sampling import draw_projection
@@ -127,6 +128,61 @@ def _dense(X: Any) -> Any:
     if backend_of(X) == "dask":
         return X
     return np.asarray(X.todense() if hasattr(X, "todense") else X)
+
+
+def _row_sq_norms(X: Any) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        if hasattr(X, "multiply"):  # scipy.sparse
+            return np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+        return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
+def _check_not_too_large(X: Any) -> None:
+    """Refuse data whose squared norms overflow float64 (every kernel uses them)."""
+    if X.shape[0] and not np.isfinite(_row_sq_norms(X)).all():
+        raise ValueError(
+            "X is too large: its squared row norms overflow float64; rescale it "
+            "(e.g. with StandardScaler)"
+        )
+
+
+#: Largest exponent with a finite float64 exponential, smallest with a nonzero one.
+_EXP_MAX, _EXP_MIN = float(np.log(np.finfo(np.float64).max)), 745.0
+#: Rows of the training data on which a too-large gamma for the RBF kernel is detected.
+_GAMMA_CHECK_ROWS = 256
+
+
+def _check_gamma_for_data(kernel_name: str, gamma: float, X: Any) -> None:
+    r"""Refuse a given ``gamma`` whose kernel values on the training data are not usable.
+
+    softmax: :math:`\exp(\gamma\, x^T y)` must be finite for every training pair; its
+    largest value is on the diagonal, :math:`\gamma \max_i \lVert x_i\rVert^2` must stay
+    below :math:`\log(\text{float64 max}) \approx 709.8`. rbf: the kernel
+    :math:`\exp(-\gamma \lVert x - y\rVert^2)` must not underflow to 0 between every two
+    distinct points (checked on the first 256 rows), else the features are noise.
+    """
+    if X.shape[0] == 0:
+        return
+    if kernel_name == "softmax":
+        exponent = gamma * float(np.max(_row_sq_norms(X)))
+        if not exponent < _EXP_MAX:
+            raise ValueError(
+                f"gamma={gamma:g} is too large for this data: the kernel values "
+                f"exp(gamma x.y) on the training data are not finite (gamma |x|^2 reaches "
+                f"{exponent:.3g} > {_EXP_MAX:.4g})"
+            )
+    elif kernel_name == "rbf":
+        rows = X[:_GAMMA_CHECK_ROWS]
+        rows = np.asarray(rows.toarray() if hasattr(rows, "toarray") else rows, np.float64)
+        sq = np.einsum("ij,ij->i", rows, rows)
+        dist = sq[:, None] + sq[None, :] - 2.0 * rows @ rows.T
+        distinct = dist[dist > 1e-12 * max(float(sq.max()), 1e-300)]
+        if distinct.size and not gamma * float(distinct.min()) < _EXP_MIN:
+            raise ValueError(
+                f"gamma={gamma:g} is too large for this data: the kernel values "
+                "exp(-gamma |x - y|^2) on the training data underflow to 0 for every two "
+                f"distinct points (checked on the first {rows.shape[0]} rows)"
+            )
 
 
 def _validate_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> Any:
@@ -448,7 +504,12 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         self.kernel_ = spec.name
         self.features_ = features
+        lazy = backend_of(X) == "dask"  # Dask: no extra passes over the data here
+        if not lazy:
+            _check_not_too_large(X)
         self.gamma_ = _scale_gamma(X) if self.gamma == "scale" else float(self.gamma)
+        if self.gamma != "scale" and not lazy:  # a given gamma; "scale" adapts to the data
+            _check_gamma_for_data(spec.name, self.gamma_, X)
         self.scale_ = spec.input_scale(self.gamma_)
         weights, self._sorf_factors = _draw_rows(
             spec, self.projection, self.n_components, X.shape[1], rng, float(self.nu)
@@ -456,9 +517,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.projection_ = weights.astype(X.dtype, copy=False)
         fmap = FEATURE_MAPS[features]
         self.params_ = fmap.fit_params(
-            None
-            if fmap.params is None
-            else _dense(X) * self.scale_,
+            None if fmap.params is None else _dense(X) * self.scale_,
             weights,
         )
         self._n_features_out = fmap.width(self.n_components)
@@ -489,8 +548,23 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
         form = KERNELS[self.kernel_].feature_kernel
+        _check_not_too_large(X)
+        check_memory(
+            "the transformed X",
+            (X.shape[0], self._n_features_out),
+            X.dtype,
+            because=f"{X.shape[0]} samples x {self._n_features_out} features",
+        )
         if _use_fast_sorf(self, X, form):
             return _structured_trigonometric(X, self._sorf_factors, self.scale_)
         formula = FEATURE_MAPS[self.features_].numpy_formula()
         # x' = scale_ x is folded into the projection inside the formula (W' = scale_ W).
-        return formula(X, self.projection_, form, self.scale_, self.params_, False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = formula(X, self.projection_, form, self.scale_, self.params_, False)
+        check_finite_result(
+            "FavorSampler.transform",
+            out,
+            f"the scaled projections exceed the {out.dtype} range for these inputs "
+            f"(gamma_={self.gamma_:.3g})",
+        )
+        return out

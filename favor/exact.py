@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from favor._dispatch import dispatch
+from favor._guards import check_finite_result
 from favor._validation import check_attention_inputs, check_float_array
 
 __all__ = ["arccos_kernel", "rbf_kernel", "softmax_attention", "softmax_kernel"]
@@ -78,7 +79,15 @@ def softmax_kernel(x: Any, y: Any, *, gamma: float = 1.0) -> np.ndarray:
     """
     x, y = _check_pair(x, y)
     gamma = _check_gamma(gamma)
-    return np.exp(gamma * (x @ np.swapaxes(y, -1, -2)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.exp(gamma * (x @ np.swapaxes(y, -1, -2)))
+    check_finite_result(
+        "softmax_kernel",
+        out,
+        f"overflow: exp(gamma x.y) exceeds the {out.dtype} range where gamma x.y > "
+        f"{np.log(np.finfo(out.dtype).max):.4g}",
+    )
+    return out
 
 
 def rbf_kernel(x: ArrayLike, y: ArrayLike, *, gamma: float = 0.5) -> np.ndarray:
@@ -102,10 +111,14 @@ def rbf_kernel(x: ArrayLike, y: ArrayLike, *, gamma: float = 0.5) -> np.ndarray:
     """
     x, y = _check_pair(x, y)
     gamma = _check_gamma(gamma)
-    sq = (
-        _squared_norms(x)[..., :, None]
-        + _squared_norms(y)[..., None, :]
-        - 2.0 * (x @ np.swapaxes(y, -1, -2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = (
+            _squared_norms(x)[..., :, None]
+            + _squared_norms(y)[..., None, :]
+            - 2.0 * (x @ np.swapaxes(y, -1, -2))
+        )
+    check_finite_result(
+        "rbf_kernel", sq, f"overflow: the squared distances |x - y|^2 exceed the {sq.dtype} range"
     )
     return np.exp(-gamma * np.maximum(sq, 0.0))
 
@@ -135,14 +148,18 @@ def arccos_kernel(x: Any, y: Any) -> np.ndarray:
         The kernel matrix.
     """
     x, y = _check_pair(x, y)
-    nx = np.sqrt(_squared_norms(x))[..., :, None]
-    ny = np.sqrt(_squared_norms(y))[..., None, :]
-    prod = nx * ny
-    dots = x @ np.swapaxes(y, -1, -2)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        nx = np.sqrt(_squared_norms(x))[..., :, None]
+        ny = np.sqrt(_squared_norms(y))[..., None, :]
+        prod = nx * ny
+        dots = x @ np.swapaxes(y, -1, -2)
         cos = np.where(prod > 0, dots / np.where(prod > 0, prod, 1), 1.0)
-    theta = np.arccos(np.clip(cos, -1.0, 1.0))
-    return prod * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+        theta = np.arccos(np.clip(cos, -1.0, 1.0))
+        out = prod * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    check_finite_result(
+        "arccos_kernel", out, f"overflow: the norms |x| |y| or x.y exceed the {out.dtype} range"
+    )
+    return out
 
 
 @dispatch
@@ -193,6 +210,20 @@ def softmax_attention(
     [1.0, 0.0]
     """
     q, k, v, mask = check_attention_inputs(queries, keys, values, key_padding_mask, causal=causal)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _softmax_attention(q, k, v, mask, causal)
+    check_finite_result(
+        "softmax_attention",
+        out,
+        f"overflow: the logits q.k / sqrt(d) or the weighted sums of values exceed the "
+        f"{out.dtype} range",
+    )
+    return out
+
+
+def _softmax_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, causal: bool
+) -> np.ndarray:
     d = q.shape[-1]
     logits = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(1.0 / np.sqrt(d))
     visible = np.ones(logits.shape[-2:], dtype=bool)

@@ -86,6 +86,7 @@ from typing import Any
 
 import numpy as np
 
+from favor._guards import check_finite_result, check_memory, check_norms
 from favor._validation import (
     as_generator,
     check_choice,
@@ -225,11 +226,29 @@ class FeatureMap:
         x = check_float_array("x", x, min_ndim=1)
         projection = check_projection(projection, x.shape[-1])
         kernel = check_choice("kernel", self.kernels[0] if kernel is None else kernel, self.kernels)
+        if kernel != "arccos":  # the exponential maps use |x|^2 (formulas §2.4)
+            check_norms("x", x)
+        width = self.width(projection.shape[0])
+        check_memory(
+            "the feature matrix",
+            (*x.shape[:-1], width),
+            x.dtype,
+            because=f"{x.shape[:-1]} inputs x {width} features",
+        )
         if params is None:
             params = self.fit_params(x.reshape(-1, x.shape[-1]), projection)
         else:
             params = np.ascontiguousarray(params, dtype=np.float64).reshape(-1)
-        return self.numpy_formula()(x, projection, kernel, 1.0, params, False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.numpy_formula()(x, projection, kernel, 1.0, params, False)
+        check_finite_result(
+            f"the {self.name!r} feature map",
+            out,
+            f"the projections W x or their exponentials overflow {out.dtype} (largest "
+            f"|x| entry {np.max(np.abs(x)):.3g}, largest |W| entry "
+            f"{np.max(np.abs(projection)):.3g})",
+        )
+        return out
 
 
 @dataclass(frozen=True)
@@ -264,6 +283,12 @@ class Sampler:
         """Draw ``(n_components, n_features)`` float64 rows from ``rng`` (checked)."""
         n_components = check_positive_int("n_components", n_components)
         n_features = check_positive_int("n_features", n_features)
+        check_memory(
+            "the projection",
+            (n_components, n_features),
+            np.float64,
+            because=f"n_components={n_components}",
+        )
         return _load(self.draw)(n_components, n_features, as_generator(rng))
 
 

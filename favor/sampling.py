@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from favor._guards import check_memory
 from favor._validation import (
     RandomLike,
     as_generator,
@@ -148,6 +149,12 @@ def iid_projection(n_components: int, n_features: int, *, rng: RandomLike = None
     """
     n_components = check_positive_int("n_components", n_components)
     n_features = check_positive_int("n_features", n_features)
+    check_memory(
+        "the projection",
+        (n_components, n_features),
+        np.float64,
+        because=f"n_components={n_components}",
+    )
     return draw_iid(n_components, n_features, as_generator(rng))
 
 
@@ -198,6 +205,12 @@ def orthogonal_projection(
     n_components = check_positive_int("n_components", n_components)
     n_features = check_positive_int("n_features", n_features)
     check_choice("norms", norms, ("chi", "fixed"))
+    check_memory(
+        "the projection",
+        (n_components, n_features),
+        np.float64,
+        because=f"n_components={n_components}",
+    )
     return draw_orthogonal(n_components, n_features, as_generator(rng), norms)
 
 

@@ -25,6 +25,7 @@ LAYERS = {
     "favor._validation": 1,
     "favor._dispatch": 1,
     "favor._threads": 1,
+    "favor._guards": 1,
     "favor.registry": 2,
     "favor.sampling": 3,
     "favor.exact": 3,

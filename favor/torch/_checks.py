@@ -128,3 +128,29 @@ def check_chunk_size(chunk_size: Any) -> int | None:
     if chunk_size is None:
         return None
     return check_positive_int("chunk_size", chunk_size)
+
+
+def check_tensor_norms(name: str, x: torch.Tensor, scale: float = 1.0) -> None:
+    """Refuse a tensor whose squared norms (times ``scale**2``) overflow its dtype.
+
+    The torch twin of :func:`favor._guards.check_norms` (same message); skipped while
+    compiling (no data-dependent branches in a graph).
+    """
+    if is_compiling():
+        return
+    sq = (x * scale).square().sum(dim=-1)
+    if not bool(torch.isfinite(sq).all()):
+        largest = float(x.abs().max())
+        raise ValueError(
+            f"{name}: values too large, their squared norms overflow {x.dtype} (largest "
+            f"entry {largest:.3g}); rescale them (FAVOR+ is accurate only for norms of "
+            "order d**0.25 or less)"
+        )
+
+
+def check_finite_output(function: str, out: torch.Tensor, reason: str) -> None:
+    """Raise :class:`FloatingPointError` if ``out`` (from finite inputs) is not finite."""
+    if not is_compiling() and not bool(torch.isfinite(out).all()):
+        raise FloatingPointError(
+            f"{function} produced non-finite values from finite inputs: {reason}"
+        )

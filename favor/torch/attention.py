@@ -36,7 +36,9 @@ from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_si
 from favor.torch._checks import (
     check_attention_tensors,
     check_chunk_size,
+    check_finite_output,
     check_float_tensor,
+    check_tensor_norms,
     compute_dtype,
     is_compiling,
 )
@@ -318,6 +320,8 @@ def favor_attention(
             )
         n_heads = q.shape[-3]
     work = compute_dtype(q.dtype)
+    check_tensor_norms("queries", q.to(work), q.shape[-1] ** -0.25)
+    check_tensor_norms("keys", k.to(work), k.shape[-1] ** -0.25)
     w = resolve_projection(
         projection,
         n_components,
@@ -382,4 +386,10 @@ def softmax_attention(
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     weights = torch.exp(logits - row_max)
     out = normalise(torch.matmul(weights, vw), weights.sum(dim=-1, keepdim=True))
+    check_finite_output(
+        "softmax_attention",
+        out,
+        "overflow: the logits q.k / sqrt(d) or the weighted sums of values exceed the "
+        f"{out.dtype} range",
+    )
     return out.to(q.dtype)

@@ -38,7 +38,7 @@ import torch
 
 from favor._validation import check_choice
 from favor.registry import FEATURE_MAPS, FeatureMap, feature_map
-from favor.torch._checks import check_float_tensor
+from favor.torch._checks import check_float_tensor, check_tensor_norms
 
 __all__ = [
     "finite_or",
@@ -169,6 +169,8 @@ def random_features(
         )
     kernel = check_choice("kernel", spec.kernels[0] if kernel is None else kernel, spec.kernels)
     projection = projection.to(device=x.device, dtype=x.dtype)
+    if kernel != "arccos":  # the exponential maps use |x|^2 (formulas §2.4)
+        check_tensor_norms("x", x)
     half = _half_sq_norms(x)
     params = map_params(spec, x, projection, x)
     psi, log_scale = spec.torch_split()(_logits(x, projection), half, params, False)

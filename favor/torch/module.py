@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
+from favor._guards import check_memory
 from favor._validation import as_generator, check_choice, check_flag, check_positive_int
 from favor.decoding import DecodingState
 from favor.registry import FEATURE_MAPS, SAMPLERS
@@ -267,6 +268,9 @@ class FavorAttention(nn.Module):
             (num_heads, self.n_components, self.head_dim)
             if self.per_head
             else (self.n_components, self.head_dim)
+        )
+        check_memory(
+            "the projection buffer", shape, buffer_dtype, because=f"n_components={n_components}"
         )
         self.register_buffer("projection", torch.empty(shape, device=device, dtype=buffer_dtype))
         self.register_forward_pre_hook(_no_fused_fast_path)
