@@ -63,7 +63,7 @@ def _all_estimators() -> list[FavorSampler]:
         FavorSampler("softmax"),
         # gamma given: scikit-learn's check data (blobs around +-10) overflow the softmax
         # kernel's exp(|x|^2 / 2) factor at gamma="scale", which transform now refuses.
-        FavorSampler("softmax", gamma=1e-3, features="trigonometric", projection="iid"),
+        FavorSampler("softmax", gamma=1e-3, features="trigonometric"),  # repr on one line
         FavorSampler("rbf", features="positive", projection="iid"),
         FavorSampler("rbf", features="hyperbolic"),
         *NEW_ESTIMATORS,
