@@ -234,7 +234,11 @@ def test_theory_uses_only_the_public_favor_api(path):
         parts = target.split(".")
         if parts[0] != "favor":
             continue
-        if any(part.startswith("_") for part in parts[1:]):
+        # theory.mutations is the mutation suite: it injects bugs into the engine's compiled
+        # kernels on purpose, so it alone reaches below the public API (and only when a
+        # mutation is requested; the claims themselves never use it).
+        private_allowed = name == "theory.mutations" and target == "favor._jit.attention"
+        if any(part.startswith("_") for part in parts[1:]) and not private_allowed:
             problems.append(f"line {line}: theory imports private {target}")
         if name == "theory.closed_forms":
             problems.append(f"line {line}: closed_forms must not import favor ({target})")
