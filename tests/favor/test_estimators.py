@@ -354,12 +354,18 @@ def test_sparse_input_equals_dense(fmt, features):
     np.testing.assert_allclose(out, dense_est.transform(x), rtol=1e-12, atol=1e-15)
 
 
-def test_softmax_trigonometric_overflow_gives_inf_quietly():
+def test_softmax_trigonometric_overflow_is_refused_not_silent():
+    # exp(gamma |x|^2 / 2) overflows float64 for |x| = 40, gamma = 1: fit refuses a gamma whose
+    # kernel values on the training data are not finite, and transform refuses new rows whose
+    # features overflow, instead of returning inf quietly.
     x = np.array([[0.0, 0.0], [40.0, 0.0]])
-    est = FavorSampler("softmax", gamma=1.0, features="trigonometric", random_state=0).fit(x)
-    out = est.transform(x)  # filterwarnings=error: no RuntimeWarning may escape
-    assert np.isfinite(out[0]).all()
-    assert np.isinf(out[1]).any()
+    with pytest.raises(ValueError, match=r"gamma=1 is too large for this data"):
+        FavorSampler("softmax", gamma=1.0, features="trigonometric", random_state=0).fit(x)
+    est = FavorSampler("softmax", gamma=1.0, features="trigonometric", random_state=0)
+    est.fit(x[:1] + 1.0)
+    assert np.isfinite(est.transform(x[:1])).all()
+    with pytest.raises(FloatingPointError, match=r"non-finite values from finite inputs"):
+        est.transform(x[1:])
 
 
 # --- integration: names, pandas output, pipelines, pickling, docstring examples --------
