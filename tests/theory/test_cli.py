@@ -40,7 +40,7 @@ def _run_module(*args: str, cwd: Path | None = None) -> tuple[subprocess.Complet
     ("args", "message"),
     [
         (["--out", "/unwritable/path"], "--out /unwritable/path: its parent directory"),
-        (["--claims", "ZZ9"], "unknown claim id ZZ9 (known: U1-"),
+        (["--claims", "ZZ9"], "unknown claim id ZZ9 (known: "),
     ],
     ids=["unwritable-out", "unknown-claim"],
 )
@@ -115,22 +115,18 @@ def test_smoke_run_passes(capsys):
 
 
 def test_table_fits_100_columns_and_shows_extra_fields(capsys):
-    from dataclasses import dataclass
+    from dataclasses import replace
 
     from theory.registry import run_claim
     from theory.report import print_table
-    from theory.results import ClaimCheck
-
-    @dataclass(frozen=True)
-    class WithPower(ClaimCheck):
-        resolving_power: float = 0.0123
 
     base = run_claim("O2")
-    long = WithPower(**{**base.__dict__, "name": "O2 " + "a very long statement " * 8})
+    long = replace(base, name="O2 " + "a very long statement " * 8, resolving_power=0.0123)
     print_table([base, long], [0.5, 12.25])
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= TABLE_WIDTH, out
-    assert "resolving power" in out
+    header = "\n".join(out.splitlines()[:3])
+    assert "resolving" in header, out  # the column header may wrap: "resolving / power"
     assert "0.0123" in out
     assert "PASS" in out
 

@@ -96,7 +96,7 @@ def test_run_blocks_spawns_one_child_per_block():
 
 def test_resolvers_reject_unknown_names():
     with pytest.raises(ValueError, match="sampler"):
-        montecarlo.resolve_sampler("simplex")
+        montecarlo.resolve_sampler("halton")
     with pytest.raises(ValueError, match="feature_map"):
         montecarlo.resolve_feature_map("sigmoid")
 
