@@ -39,7 +39,7 @@ import numpy as np
 
 from theory._cases import default_pairs
 from theory._evidence import ratio_check
-from theory._stats import FALSE_ALARM, critical_z
+from theory._stats import FALSE_ALARM, critical_z, resolving_power
 from theory.results import ClaimCheck
 
 __all__ = [
@@ -485,6 +485,10 @@ def check_mse_below(
         passed=bool(ratio + half < factor),
         statistic=f"upper limit {ratio + half:.3f} vs {factor} (one-sided z {crit:.2f})",
         target=factor,
+        resolving_power=resolving_power(
+            sq.std(ddof=1) / np.sqrt(n_trials) / ref / ratio, alpha, two_sided=False
+        ),
+        resolves="MSE ratio",
         data={"mse": sq.mean(), "reference_mse": ref},
     )
 

@@ -235,6 +235,8 @@ def check_oprf_optimal_a(
         passed=bool(worst < tolerance),
         statistic=f"max |A - argmin| = {worst:.2e} (tol {tolerance:g}, {len(rows)} cases)",
         target=0.0,
+        resolving_power=tolerance,
+        resolves="A* (absolute)",
         data={"grid": np.array(rows)},
     )
 
@@ -507,4 +509,6 @@ def check_hybrid_exact_ends(
         passed=bool(worst < tolerance),
         statistic=f"max relative error {worst:.2e} (tol {tolerance:g}, {n_draws} draws)",
         target=0.0,
+        resolving_power=tolerance,
+        resolves="kernel",
     )
