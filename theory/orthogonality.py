@@ -155,7 +155,7 @@ def check_theorem2_exact(
     ----------
     dims, z_norms : tuple
         The exact grid (``x = y = z/2``).
-    points : tuple of (d, |z|)
+    points : tuple of (d, norm of z)
         Where the sampler's pair moment is measured.
     n_trials : int, default=20000
         Independent blocks per point.
