@@ -1,6 +1,6 @@
 r"""Jit functions for the element-wise part of trigonometric feature maps.
 
-Why this exists (measured on the project machine, 2 cores, NumPy 2.4, Numba 0.68):
+Why this exists (measured with NumPy 2.4 and Numba 0.68 on 2 cores):
 NumPy's float64 ``cos`` and ``sin`` are not vectorised and cost about 15-30 ns per
 element depending on the argument size, while the float32 ufuncs are SIMD and cost
 about 0.6 ns. The fused ``(cos, sin) * scale`` loop below, run in parallel over rows,
