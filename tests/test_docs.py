@@ -155,11 +155,16 @@ def test_notebook_page_shows_its_figures_and_its_check(site: Path, path: Path) -
 @pytest.mark.slow
 def test_theory_page_shows_the_report_figures(site: Path) -> None:
     from theory.figures import write_figures
+    from theory.figures_claims import write_claim_figures
 
     text = (site / "theory.html").read_text(encoding="utf-8")
     images = re.findall(r'<img [^>]*src="([^"]+\.png)"', text)
-    # write_figures draws the report's figures; the page shows all of them.
-    n_figures = len(re.findall(r"figure_\w+\(out /", inspect.getsource(write_figures)))
+    # write_figures draws the report's figures (its own and the claim figures
+    # of write_claim_figures); the page shows all of them.
+    n_figures = sum(
+        len(re.findall(r"figure_\w+\(out /", inspect.getsource(writer)))
+        for writer in (write_figures, write_claim_figures)
+    )
     assert n_figures >= 3
     assert len(images) == n_figures, images
     for src in images:
