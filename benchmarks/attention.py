@@ -7,8 +7,8 @@ Every time is a median over several calls in this process (median (min - max, n)
 stall probe before and after each case and a rerun when it fires (benchmarks/_timing.py).
 Ratios are ours divided by the other case from the same run:
 
-* ``/floor``: the GEMM + exp floor of a NumPy FAVOR+ forward of the same shapes
-  (performance-anchors.md section 2): the sum of the medians of the two feature GEMMs
+* ``/floor``: the GEMM + exp floor of a NumPy FAVOR+ forward of the same shapes:
+  the sum of the medians of the two feature GEMMs
   (8L x 64) @ (64 x m), the two ``np.exp`` passes over (8L x m), K'^T V and Q'(K'^T V) as
   batched ``np.matmul`` over the 8 heads, each component timed with the default BLAS
   threads and with one BLAS thread, taking the faster (under load from other processes

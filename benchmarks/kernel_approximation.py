@@ -325,7 +325,7 @@ def _run(args: argparse.Namespace) -> int:
             for width in widths:
                 for dtype in DTYPES:
                     # Nystroem needs width <= n_samples; at 4096 on 20000 rows its SVD takes
-                    # ~30 s per fit (performance-anchors.md section 7), so it is skipped.
+                    # ~30 s per fit on 2 cores, so it is skipped.
                     skip = width > x_time.shape[0] or width > 1024
                     records += run_case(
                         data_name, x_time, x_err, gamma_rule, width, dtype, seeds, repeats, skip

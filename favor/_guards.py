@@ -114,7 +114,7 @@ def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str 
     )
 
 
-def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
+def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Refuse inputs whose squared norms (times ``scale**2``) overflow their dtype.
 
     Parameters
@@ -126,6 +126,12 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
     scale : float, default=1.0
         The factor applied to ``x`` before the feature map (:math:`s = d^{-1/4}` in
         attention, :math:`\\sqrt{2\\gamma}` for kernels).
+
+    Returns
+    -------
+    numpy.ndarray of shape (...)
+        The checked :math:`\\lVert \\text{scale}\\, x\\rVert^2` per row, in ``x``'s dtype (callers
+        reuse them instead of a second pass over ``x``).
 
     Raises
     ------
@@ -141,6 +147,7 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
             f"entry {largest:.3g}); rescale them (FAVOR+ is accurate only for norms of "
             "order d**0.25 or less)"
         )
+    return sq
 
 
 def check_finite_result(function: str, result: Any, reason: str) -> None:

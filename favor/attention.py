@@ -202,10 +202,10 @@ def favor_attention(
         raise ValueError(
             f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
         )
-    check_norms("queries", q, scale)
-    check_norms("keys", k, scale)
+    sq_q = check_norms("queries", q, scale)
+    sq_k = check_norms("keys", k, scale)
     check_norms("projection", w, scale)
-    _warn_if_noisy(q, k, w.shape[-2], features, scale)
+    _warn_if_noisy(sq_q, sq_k, w.shape[-2], features)
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
     # may not look at the data (an output would depend on later positions).
     data = None
@@ -266,20 +266,19 @@ def favor_attention(
     return out.reshape((*lead, n_queries, v.shape[-1]))
 
 
-def _warn_if_noisy(q: np.ndarray, k: np.ndarray, m: int, features: str, scale: float) -> None:
+def _warn_if_noisy(sq_q: np.ndarray, sq_k: np.ndarray, m: int, features: str) -> None:
     r"""Warn (:class:`favor.FavorAccuracyWarning`) if FAVOR+ is predicted to be noise.
 
     A cheap :math:`O(L d)` stand-in for :func:`estimate_attention_error`: the relative RMS
     error of one kernel entry for a typical pair, :math:`\sqrt{(e^{\lVert z\rVert^2} - 1)/m}`
     with :math:`\lVert z\rVert^2` the median of :math:`s^2\lVert q\rVert^2` plus the median
     of :math:`s^2\lVert k\rVert^2` (Performers Lemma 2, formulas §2.4, for nearly
-    orthogonal queries and keys). Softmax-kernel maps only.
+    orthogonal queries and keys). Softmax-kernel maps only. ``sq_q`` and ``sq_k`` are the
+    scaled squared norms :func:`favor._guards.check_norms` returned.
     """
     if features not in ("positive", "hyperbolic", "trigonometric"):
         return
-    sq_q = np.einsum("...i,...i->...", q, q, dtype=np.float64) * scale**2
-    sq_k = np.einsum("...i,...i->...", k, k, dtype=np.float64) * scale**2
-    exponent = float(np.median(sq_q) + np.median(sq_k))
+    exponent = float(np.median(sq_q)) + float(np.median(sq_k))
     with np.errstate(over="ignore"):
         predicted = math.sqrt(math.expm1(min(exponent, 709.0)) / m)
     warn_inaccurate(predicted, n_components=m, stacklevel=5)

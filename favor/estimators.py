@@ -137,13 +137,52 @@ def _row_sq_norms(X: Any) -> np.ndarray:
         return np.einsum("ij,ij->i", X, X, dtype=np.float64)
 
 
-def _check_not_too_large(X: Any) -> None:
-    """Refuse data whose squared norms overflow float64 (every kernel uses them)."""
-    if X.shape[0] and not np.isfinite(_row_sq_norms(X)).all():
+def _check_not_too_large(X: Any) -> float:
+    """Refuse data whose squared norms overflow float64 (every kernel uses them).
+
+    Returns the largest squared row norm (0.0 for no rows).
+    """
+    if X.shape[0] == 0:
+        return 0.0
+    largest = float(np.max(_row_sq_norms(X)))
+    if not np.isfinite(largest):  # NaN propagates through max
         raise ValueError(
             "X is too large: its squared row norms overflow float64; rescale it "
             "(e.g. with StandardScaler)"
         )
+    return largest
+
+
+def _exponentials_bounded(estimator: Any, largest_sq_norm: float, dtype: np.dtype) -> bool:
+    r"""True when the exponential features provably stay finite, so no check is needed.
+
+        For the positive and hyperbolic maps of the softmax and RBF kernels every exponent is
+        :math:`\pm\omega^T x' - c\lVert x'
+    Vert^2 - 	frac12\log m` with :math:`c \in \{	frac12, 1\}`,
+        and :math:`\pm\omega^T x' - c\lVert x'
+    Vert^2 \le \lVert\omega
+    Vert\lVert x'
+    Vert -
+            frac12\lVert x'
+    Vert^2 \le 	frac12\lVert\omega
+    Vert^2` (maximised over
+        :math:`\lVert x'
+    Vert`). So when :math:`	frac12\max_i\lVert\omega_i
+    Vert^2` is well
+        below :math:`\log(	ext{dtype max})` and every :math:`\lVert x'
+    Vert^2` is finite in the
+        output dtype (no ``inf - inf``), the output is finite by construction.
+    """
+    if estimator.features_ not in ("positive", "hyperbolic"):
+        return False
+    if KERNELS[estimator.kernel_].feature_kernel not in ("rbf", "softmax"):
+        return False
+    info = np.finfo(dtype)
+    half_max_row = 0.5 * float(
+        np.max(np.einsum("ij,ij->i", estimator.projection_, estimator.projection_))
+    )
+    scaled_sq = estimator.scale_**2 * largest_sq_norm
+    return half_max_row < float(np.log(info.max)) - 8.0 and scaled_sq < float(info.max) / 16
 
 
 #: Largest exponent with a finite float64 exponential, smallest with a nonzero one.
@@ -548,7 +587,7 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
         form = KERNELS[self.kernel_].feature_kernel
-        _check_not_too_large(X)
+        largest_sq_norm = _check_not_too_large(X)
         check_memory(
             "the transformed X",
             (X.shape[0], self._n_features_out),
@@ -561,6 +600,8 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         # x' = scale_ x is folded into the projection inside the formula (W' = scale_ W).
         with np.errstate(over="ignore", invalid="ignore"):
             out = formula(X, self.projection_, form, self.scale_, self.params_, False)
+        if _exponentials_bounded(self, largest_sq_norm, out.dtype):
+            return out
         check_finite_result(
             "FavorSampler.transform",
             out,
