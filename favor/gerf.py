@@ -451,10 +451,12 @@ def registry_params(x: np.ndarray | None, projection: np.ndarray) -> np.ndarray:
     """
     a = 0.0
     if x is not None and x.shape[0] > 0:
-        x = np.asarray(x, dtype=np.float64)
+        # Array methods only (no np.asarray), so a Dask array is reduced lazily: float()
+        # computes one graph, a single pass over its blocks.
+        x = x.astype(np.float64)
         mean = x.mean(axis=0)
-        rho = 2 * (np.einsum("ij,ij->", x, x) / x.shape[0] + mean @ mean) / x.shape[1]
-        a = float(oprf_a(rho))
+        rho = 2 * ((x * x).sum() / x.shape[0] + (mean * mean).sum()) / x.shape[1]
+        a = float(oprf_a(float(rho)))
     return pack_params(a, projection[0] if projection.ndim == 3 else projection)
 
 

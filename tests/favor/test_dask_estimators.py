@@ -51,6 +51,31 @@ def test_fit_gamma_scale_is_one_reduction_equal_to_in_memory(rng):
         FavorSampler().fit(da.from_array(bad, chunks=(100, 5)))
 
 
+def test_fit_oprf_is_a_lazy_reduction_equal_to_in_memory(rng, monkeypatch):
+    # oprf fits A* from the data's second moments: on a Dask array that is one Dask
+    # reduction (X is never turned into one NumPy array), equal to the in-memory fit.
+    def no_numpy_copy(self, *args, **kwargs):
+        raise AssertionError("X was converted to one NumPy array")
+
+    monkeypatch.setattr(da.Array, "__array__", no_numpy_copy)
+    X = 0.7 * rng.standard_normal((900, 5)) + 0.2
+    dX = da.from_array(X, chunks=(100, 5))
+    seen = []
+
+    def record(block):
+        seen.append(block.shape[0])
+        return block
+
+    lazy = FavorSampler(features="oprf", gamma=0.5, random_state=0).fit(
+        dX.map_blocks(record, dtype=X.dtype)
+    )
+    eager = FavorSampler(features="oprf", gamma=0.5, random_state=0).fit(X)
+    assert max(seen, default=0) <= 100  # block by block
+    assert sum(seen) == 900  # each block once: one pass
+    np.testing.assert_allclose(lazy.params_, eager.params_, rtol=1e-12, atol=0)
+    assert lazy.params_[0] < 0  # a fitted A*, not the positive map's A = 0
+
+
 @pytest.mark.parametrize("features", FEATURES)
 @pytest.mark.parametrize("kernel", ["rbf", "softmax"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
