@@ -44,13 +44,15 @@ from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 from favor._guards import check_memory
 from favor._validation import as_generator, check_choice, check_flag, check_positive_int
 from favor.decoding import DecodingState
+from favor.gerf import GerfParameters
 from favor.registry import FEATURE_MAPS, SAMPLERS
 from favor.sampling import DEFAULT_N_COMPONENTS, check_projection_shape, draw_projection
+from favor.torch._calibrate import calibrated_parameters, check_layer_params
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
 from favor.torch._masks import causal_from_attn_mask, padding_mask
 from favor.torch.attention import favor_core, normalise
-from favor.torch.features import key_features, query_features
+from favor.torch.features import key_features, map_params, query_features
 
 __all__ = ["DecodingState", "FavorAttention"]
 
@@ -111,8 +113,9 @@ class FavorAttention(nn.Module):
     causal : bool, default=False
         Always attend causally (a call can also ask with ``is_causal`` or a causal
         ``attn_mask``); enables :meth:`decode`.
-    features : {"positive", "hyperbolic", "trigonometric", "relu"}, default="positive"
-        Feature map (see :func:`favor.torch.favor_attention`).
+    features : str, default="positive"
+        Feature map (:data:`favor.registry.FEATURE_MAPS`; see
+        :func:`favor.torch.favor_attention`).
     projection : str or array of shape (m, d_h) or (H, m, d_h), default="orthogonal"
         As in :func:`favor.favor_attention`: a sampler name (:mod:`favor.sampling`) to
         draw the projection from, or a prebuilt projection to start from. The projection
@@ -130,6 +133,11 @@ class FavorAttention(nn.Module):
         bidirectional one (device default).
     random_state : None, int, SeedSequence or numpy.random.Generator, default=None
         Seeds the layer's own generator (initial weights and projections).
+    feature_params : favor.gerf.GerfParameters, optional
+        Fixed parameters of ``"oprf"``/``"saderf"``, one set per head (or one for all);
+        usually set by :meth:`calibrate`. Required for causal use of these maps (forward
+        and :meth:`decode`); bidirectional calls without them fit per (batch, head) from
+        the inputs. Either way they carry no gradient (:mod:`favor.torch._calibrate`).
 
     Attributes
     ----------
@@ -182,6 +190,7 @@ class FavorAttention(nn.Module):
         redraw_interval: int | None = None,
         chunk_size: int | None = None,
         random_state: Any = None,
+        feature_params: Any = None,
     ) -> None:
         super().__init__()
         embed_dim = check_positive_int("embed_dim", embed_dim)
@@ -208,6 +217,14 @@ class FavorAttention(nn.Module):
         self.batch_first = check_flag("batch_first", batch_first)
         self.causal = check_flag("causal", causal)
         self.features = check_choice("features", features, FEATURE_MAPS)
+        if feature_params is not None and FEATURE_MAPS[self.features].prepare is None:
+            raise ValueError(
+                f"feature_params applies to maps fitted per group (oprf, saderf), not "
+                f"{self.features!r}"
+            )
+        self.feature_params = check_layer_params(
+            self.features, feature_params, num_heads, embed_dim // num_heads
+        )
         self.per_head = check_flag("per_head", per_head)
         if isinstance(projection, str):
             self.sampler: str | None = check_choice("projection", projection, SAMPLERS)
@@ -341,13 +358,51 @@ class FavorAttention(nn.Module):
             self.projection.copy_(torch.as_tensor(drawn, dtype=self.projection.dtype))
 
     def get_extra_state(self) -> dict[str, Any]:
-        """The redraw counter and the generator state, saved with ``state_dict``."""
-        return {"training_calls": self.training_calls, "rng": self._rng.bit_generator.state}
+        """The redraw counter, the generator state and any fixed ``feature_params``."""
+        state = {"training_calls": self.training_calls, "rng": self._rng.bit_generator.state}
+        if self.feature_params is not None:
+            p = self.feature_params
+            state["feature_params"] = {"features": p.features, "a": p.a, "psi": p.psi}
+        return state
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_extra_state` saved."""
         self.training_calls = int(state["training_calls"])
         self._rng.bit_generator.state = state["rng"]
+        saved = state.get("feature_params")
+        self.feature_params = None if saved is None else GerfParameters(**saved)
+
+    def calibrate(
+        self, query: Any, key: Any = None, *, key_padding_mask: Any = None
+    ) -> GerfParameters:
+        r"""Fit and keep fixed ``"oprf"``/``"saderf"`` parameters from calibration inputs.
+
+        The layer's per-head queries and keys of ``query`` and ``key`` (default: ``query``,
+        self-attention), inputs laid out as for :meth:`forward`, give :math:`A^*` (and
+        :math:`\Psi`) per head, pooled over the batch (:func:`favor.gerf.fit_feature_params`);
+        they are stored as :attr:`feature_params` and returned. Needed before causal use
+        of these maps; no gradient is recorded.
+        """
+        if FEATURE_MAPS[self.features].prepare is None:
+            raise ValueError(
+                f"calibrate applies to maps fitted per group (oprf, saderf), not {self.features!r}"
+            )
+        key = query if key is None else key
+        q_in, k_in, _, _ = self._inputs(query, key, key)
+        mask = padding_mask(key_padding_mask, k_in.shape[0], k_in.shape[1], k_in.device)
+        with torch.no_grad():
+            q, k, _ = self._project(q_in, k_in, k_in, compute_dtype(q_in.dtype))
+        self.feature_params = calibrated_parameters(self.features, q, k, mask)
+        return self.feature_params
+
+    def _fixed_params(self, causal: bool) -> Any:
+        if causal and self.feature_params is None and FEATURE_MAPS[self.features].prepare:
+            raise ValueError(
+                f"causal attention with features={self.features!r} needs parameters fixed in "
+                "advance: call layer.calibrate(calibration_inputs) first (fitting them on the "
+                "sequence itself would make early outputs depend on later positions)"
+            )
+        return self.feature_params
 
     def _load_from_state_dict(
         self,
@@ -681,13 +736,16 @@ class FavorAttention(nn.Module):
             v = v * keep
         mask_h = None if mask is None else mask[:, None, :]
         w = self.projection.to(work)
-        y = favor_core(q, k, v, w, mask_h, self.features, causal, self.chunk_size)
+        params = self._fixed_params(causal)
+        y = favor_core(q, k, v, w, mask_h, self.features, causal, self.chunk_size, params)
         weights = None
         if need_weights:
             # The weights are FAVOR+ applied to one-hot values: row i of D^-1 phi(Q) phi(K)^T.
             n_keys = k.shape[2]
             eye = torch.eye(n_keys, dtype=work, device=q.device).expand(*k.shape[:2], -1, -1)
-            weights = favor_core(q, k, eye, w, mask_h, self.features, causal, self.chunk_size)
+            weights = favor_core(
+                q, k, eye, w, mask_h, self.features, causal, self.chunk_size, params
+            )
             if keep is not None:
                 weights = weights * keep.transpose(-1, -2)
             if causal and n_extra:
@@ -801,8 +859,16 @@ class FavorAttention(nn.Module):
         w = self.projection.to(work)
         scale = self.head_dim**-0.25
         mask_h = None if mask is None else mask[:, None, :]
-        qf = query_features(self.features, q, w, scale)
-        kf, log_scale = key_features(self.features, k, w, mask_h, scale)
+        features = self.features
+        if FEATURE_MAPS[features].prepare is not None:
+            # Fixed parameters: augmented inputs and projection, then the positive map.
+            from favor.torch.gerf import prepare
+
+            q, k, w = prepare(q, k, w, mask_h, features, True, self._fixed_params(True), scale)
+            features = "positive"
+        params = map_params(FEATURE_MAPS[features], None, w, q)
+        qf = query_features(features, q, w, scale, params=params)
+        kf, log_scale = key_features(features, k, w, mask_h, scale, params)
         u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         rows, steps = batch * self.num_heads, q.shape[2]
         y, (kv, top) = causal_linear_attention(

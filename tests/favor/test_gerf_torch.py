@@ -105,3 +105,101 @@ def test_float32_close_to_float64():
     )
     assert out32.dtype == torch.float32
     torch.testing.assert_close(out32.double(), out64, rtol=0, atol=2e-5)
+
+
+# ------------------------------------------------------------- FavorAttention (the layer)
+
+
+def _layer(features, causal=True, seed=3, **kw):
+    from favor.torch import FavorAttention
+
+    layer = FavorAttention(
+        8, 2, batch_first=True, n_components=6, causal=causal, features=features,
+        random_state=seed, **kw,
+    )  # fmt: skip
+    return layer.double()
+
+
+def _tokens(seed, *shape):
+    return torch.from_numpy(0.7 * np.random.default_rng(seed).standard_normal(shape))
+
+
+@pytest.mark.parametrize("features", MAPS)
+def test_layer_causal_needs_calibration_then_equals_the_functional_form(features):
+    layer = _layer(features)
+    x = _tokens(1, 3, 11, 8)
+    with pytest.raises(ValueError, match=r"call layer\.calibrate"):
+        layer(x, x, x)
+    params = layer.calibrate(_tokens(2, 4, 20, 8))
+    assert params is layer.feature_params
+    assert params.a.shape == (2,)
+    assert (params.psi is not None) == (features == "saderf")
+    # Per head, pooled over the calibration batch: fit_feature_params on the layer's heads.
+    calib = _tokens(2, 4, 20, 8)
+    with torch.no_grad():
+        q, k, _ = layer._project(calib, calib, calib, torch.float64)
+    pooled = [t.transpose(0, 1).reshape(2, -1, 4).numpy() for t in (q, k)]
+    expected_params = fit_feature_params(*pooled, features=features)
+    np.testing.assert_allclose(params.a, expected_params.a, rtol=1e-12)
+    out, _ = layer(x, x, x, need_weights=False)
+    with torch.no_grad():
+        q, k, v = layer._project(x, x, x, torch.float64)
+    heads = favor_attention(
+        q.numpy(), k.numpy(), v.numpy(), projection=layer.projection.numpy(),
+        features=features, causal=True, feature_params=params,
+    )  # fmt: skip
+    expected = layer._merge(torch.from_numpy(heads), torch.float64)
+    torch.testing.assert_close(out, expected, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("features", MAPS)
+def test_layer_causal_future_leak_decoding_and_gradients(features):
+    layer = _layer(features)
+    layer.calibrate(_tokens(2, 4, 20, 8))
+    x = _tokens(1, 3, 11, 8)
+    base, _ = layer(x, x, x, need_weights=False)
+    for t in (0, 4, 8):
+        x2 = x.clone()
+        x2[:, t + 1 :] = 5.0 * _tokens(t, 3, 10 - t, 8)
+        out, _ = layer(x2, x2, x2, need_weights=False)
+        assert torch.equal(out[:, : t + 1], base[:, : t + 1])
+        assert not torch.equal(out[:, t + 1 :], base[:, t + 1 :])
+    state, pieces = None, []
+    for start, stop in [(0, 1), (1, 5), (5, 6), (6, 11)]:
+        out, state = layer.decode(x[:, start:stop], state)
+        pieces.append(out)
+    torch.testing.assert_close(torch.cat(pieces, 1), base, rtol=1e-11, atol=1e-12)
+    # Gradients reach the layer's weights; A and Psi stay NumPy constants.
+    xg = x.clone().requires_grad_()
+    layer(xg, xg, xg, need_weights=False)[0].square().sum().backward()
+    assert torch.isfinite(xg.grad).all()
+    assert layer.in_proj_weight.grad.abs().sum() > 0
+    assert isinstance(layer.feature_params.a, np.ndarray)
+
+
+@pytest.mark.parametrize("features", MAPS)
+def test_layer_feature_params_travel_in_the_state_dict(features):
+    import io
+
+    layer = _layer(features)
+    layer.calibrate(_tokens(2, 4, 20, 8))
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    buffer.seek(0)
+    other = _layer(features, seed=9)
+    other.load_state_dict(torch.load(buffer, weights_only=False))
+    np.testing.assert_array_equal(other.feature_params.a, layer.feature_params.a)
+    x = _tokens(1, 2, 7, 8)
+    torch.testing.assert_close(other(x, x, x)[0], layer(x, x, x)[0], rtol=0, atol=0)
+
+
+def test_layer_feature_params_are_checked():
+    params = fit_feature_params(np.ones((3, 5, 4)), np.ones((3, 5, 4)), features="oprf")
+    with pytest.raises(ValueError, match="one set per head"):
+        _layer("oprf", feature_params=params)  # 3 sets for 2 heads
+    with pytest.raises(ValueError, match="fitted for features='saderf'"):
+        _layer("saderf", feature_params=fit_feature_params(np.ones((5, 4)), np.ones((5, 4))))
+    with pytest.raises(ValueError, match="maps fitted per group"):
+        _layer("positive", feature_params=params)
+    with pytest.raises(ValueError, match="calibrate applies"):
+        _layer("positive").calibrate(_tokens(0, 1, 3, 8))
