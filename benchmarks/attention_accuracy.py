@@ -16,15 +16,20 @@ Regimes (each seed draws a fresh "model" -- centres, per-coordinate scales -- an
 * ``gauss1``: queries and keys N(0, 1), d = 64 (logits of unit scale).
 
 Estimators run through ``favor.favor_attention`` with the same projection for every map
-of one (seed, m, coupling) -- paired comparisons. Couplings: "orthogonal" and, where the
-sampler registry has it, "simplex". Bidirectional ``oprf``/``saderf`` fit their
-parameters on the sequence; causal ones take parameters fitted on a separate calibration
-sample of 512 tokens from the same model (the sequence itself may not be used: outputs
-would depend on the future). Summary statistic: the median over seeds; ratios are ratios
-of medians.
+of one (seed, m, coupling) -- paired comparisons; ``hybrid`` gets the same base rows plus
+its 4 independent i.i.d. sign rows (m base rows, 20 m features). Couplings: "orthogonal"
+and, where the sampler registry has it, "simplex". Bidirectional ``oprf``/``saderf`` fit
+their parameters on the sequence; causal ones take parameters fitted on a separate
+calibration sample of 512 tokens from the same model (the sequence itself may not be
+used: outputs would depend on the future). Summary statistic: the median over seeds;
+ratios are ratios of medians. For ``hybrid`` the JSON also records, per seed, the
+fraction of query rows zeroed by the normaliser sign rule (estimated normaliser <= 0).
 
 Usage: ``python benchmarks/attention_accuracy.py [--seeds 24] [--quick] [--out DIR]``
-writes ``attention_accuracy.json`` and ``attention_accuracy.png`` to DIR.
+writes ``attention_accuracy.json`` and ``attention_accuracy.png`` to DIR (default
+``benchmarks/results``, not versioned). The measurement quoted in
+``docs/guide/choosing_features.md`` is kept in ``benchmarks/recorded/`` (run with
+``--out benchmarks/recorded``).
 
 ``--timing L`` instead times each map at the shapes of ``benchmarks/attention.py``
 (8 groups, d = d_v = 64, m = 256, float32, N(0, 1/4) entries) at length L, both
@@ -41,6 +46,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,31 +118,6 @@ def available_couplings() -> list[str]:
     return ["orthogonal"] + (["simplex"] if "simplex" in SAMPLERS else [])
 
 
-HYBRID_MAX_M = 256
-
-
-def _hybrid_attention(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, w: np.ndarray, w2: np.ndarray, causal: bool
-) -> np.ndarray:
-    """Angular hybrid attention from favor.hybrid's features, evaluated explicitly.
-
-    Width 4 m (m_lambda + 1) = 20 m features (m_lambda = 4 sign rows, iid, independent of
-    the base rows), so only m <= HYBRID_MAX_M; bidirectional as Q'(K'^T V), causal with the
-    explicit lower-triangular L x L estimate. No clipping: D^-1 A V of the raw estimate.
-    """
-    from favor.hybrid import hybrid_features
-
-    s = q.shape[-1] ** -0.25
-    fq = hybrid_features(s * q, w, w2, role="query")
-    fk = hybrid_features(s * k, w, w2, role="key")
-    if causal:
-        a = np.tril(fq @ fk.T)
-        num, den = a @ v, a.sum(axis=1)
-    else:
-        num, den = fq @ (fk.T @ v), fq @ fk.sum(axis=0)
-    return num / den[:, None]
-
-
 def _fit(features: str, q_cal: np.ndarray, k_cal: np.ndarray):
     fit = getattr(favor, "fit_feature_params", None)
     if fit is not None:
@@ -148,12 +129,13 @@ def _fit(features: str, q_cal: np.ndarray, k_cal: np.ndarray):
 
 def run(seeds: int, components: tuple[int, ...], regimes: tuple[str, ...]) -> dict[str, object]:
     """All errors: ``errors[regime][direction][estimator][m]`` lists over seeds."""
+    from favor.registry import FEATURE_MAPS
     from favor.sampling import draw_projection
 
-    features = [f for f in available_features() if f != "hybrid"]
-    wanted = [*features, "hybrid"]
+    features = available_features()
     couplings = available_couplings()
     errors: dict = {}
+    zeroed: dict = {}
     for regime in regimes:
         for seed in range(seeds):
             root = np.random.SeedSequence([13, REGIMES.index(regime), seed])
@@ -175,31 +157,36 @@ def run(seeds: int, components: tuple[int, ...], regimes: tuple[str, ...]) -> di
                         w = draw_projection(
                             coupling, m, d, rng=np.random.default_rng(proj_rng.integers(2**63))
                         )
-                        if "hybrid" in wanted and m <= HYBRID_MAX_M:
-                            w2 = np.random.default_rng(proj_rng.integers(2**63)).standard_normal(
-                                (4, d)
-                            )
-                            out = _hybrid_attention(q, k, v, w, w2, causal)
-                            table.setdefault(f"hybrid/{coupling}/m={m}", []).append(
-                                _rel(out, exact)
-                            )
+                        sign_rng = np.random.default_rng(proj_rng.integers(2**63))
                         for name in features:
                             params = None
                             if causal and name in ("oprf", "saderf"):
                                 params = _fit(name, q_cal, k_cal)
                             kwargs = {"feature_params": params} if params is not None else {}
-                            out = favor_attention(
-                                q, k, v, projection=w, features=name, causal=causal, **kwargs
-                            )
+                            proj = w
+                            n_signs = FEATURE_MAPS[name].sign_rows
+                            if n_signs:  # independent sign rows after the shared base rows
+                                proj = np.concatenate([w, sign_rng.standard_normal((n_signs, d))])
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore", favor.FavorAccuracyWarning)
+                                out = favor_attention(
+                                    q, k, v, projection=proj, features=name, causal=causal,
+                                    **kwargs,
+                                )  # fmt: skip
                             key = f"{name}/{coupling}/m={m}"
                             table.setdefault(key, []).append(_rel(out, exact))
+                            if not FEATURE_MAPS[name].nonnegative:
+                                rows = zeroed.setdefault(regime, {}).setdefault(direction, {})
+                                fraction = float(np.mean(~out.any(axis=-1)))
+                                rows.setdefault(key, []).append(fraction)
     return {
         "n_tokens": N_TOKENS,
         "seeds": seeds,
         "components": list(components),
-        "features": wanted,
+        "features": features,
         "couplings": couplings,
         "errors": errors,
+        "zeroed_rows": zeroed,
     }
 
 
@@ -278,7 +265,7 @@ def timing(n_tokens: int, rounds: int) -> dict:
     rng = np.random.default_rng(0)
     q, k, v = ((0.5 * rng.standard_normal((8, n_tokens, 64))).astype(np.float32) for _ in range(3))
     w = np.random.default_rng(1).standard_normal((256, 64))
-    features = [f for f in available_features() if f != "hybrid"]
+    features = [f for f in available_features() if f != "hybrid"]  # 20x the width
     calls = {}
     for causal in (False, True):
         for name in features:
@@ -314,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=24)
     parser.add_argument("--quick", action="store_true", help="3 seeds, m = 64 and 256")
-    parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     parser.add_argument("--timing", type=int, default=None, metavar="L")
     parser.add_argument("--rounds", type=int, default=7)

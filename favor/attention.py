@@ -27,6 +27,13 @@ the engine uses both freedoms as stabilisers, *exactly* cancelling, with no epsi
   :math:`m \times d_v` state is rescaled when it grows (online-softmax style). Output
   :math:`t` therefore never depends on a later key, not even in its last bit.
 * An exactly zero normaliser (no visible key) gives a zero output row.
+* Normaliser sign rule. Maps with signed features (``"trigonometric"``, ``"hybrid"``)
+  can estimate a row's normaliser :math:`\hat D_i` as negative, although the true one is
+  positive; such a row, and one whose estimate is exactly 0 although it sees a key,
+  carries no usable information (dividing would flip the output's sign or blow it up),
+  so it is returned as zeros and the call issues a :class:`favor.FavorAccuracyWarning`
+  with their number. Rows with :math:`\hat D_i > 0` are exactly
+  :math:`\hat D^{-1}\hat A V`; nothing is clipped, so no inf or NaN is produced.
 
 Variance regime (formulas §2.4; Performers Lemma 2). The positive estimator of one kernel
 entry has relative MSE :math:`(e^{\lVert z\rVert^2} - 1)/m` with :math:`z = s(q + k)`: it
@@ -46,13 +53,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from favor._dispatch import dispatch
-from favor._guards import check_memory, check_norms, warn_inaccurate
+from favor._guards import FavorAccuracyWarning, check_memory, check_norms, warn_inaccurate
 from favor._threads import jit_threads
 from favor._validation import (
     DEFAULT_CHUNK_SIZE,
@@ -118,9 +126,11 @@ def favor_attention(
         ``(m, d)`` array (``(H, m, d)`` with ``per_head``), unscaled: the :math:`d^{-1/4}`
         factor is applied to the inputs inside.
     features : str, default="positive"
-        The feature map (:data:`favor.registry.FEATURE_MAPS`): "positive", "hyperbolic"
-        and "trigonometric" estimate the softmax kernel, "relu" gives generalised
-        (arc-cosine kernel) attention.
+        The feature map (:data:`favor.registry.FEATURE_MAPS`): "positive", "hyperbolic",
+        "trigonometric", "oprf", "saderf" and "hybrid" estimate the softmax kernel, "relu"
+        gives generalised (arc-cosine kernel) attention. "hybrid" (:mod:`favor.hybrid`)
+        uses ``n_components`` base rows plus 4 sign rows (a prebuilt projection has
+        ``m + 4`` rows) and :math:`20m` features.
     per_head : bool, default=False
         Draw (or take) one projection per head, the axis just before ``L``, shared over
         the batch axes; needs inputs with at least 3 dimensions.
@@ -137,7 +147,9 @@ def favor_attention(
     -------
     array of shape (..., L_q, d_v)
         The estimate :math:`\hat D^{-1} \hat A V`, same dtype and array type as the
-        inputs. A query whose normaliser is exactly 0 (no visible key) gets a zero row.
+        inputs. A query whose normaliser is exactly 0 (no visible key) gets a zero row, and
+        so does one whose estimated normaliser is :math:`\le 0` with signed features
+        (the normaliser sign rule, module docstring; warned).
 
     Raises
     ------
@@ -217,6 +229,11 @@ def favor_attention(
     # norms passed to the split form (formulas §1.2).
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     qg, kg, vg = _flatten_groups(q), _flatten_groups(k), _flatten_groups(v)
+    signed = not spec.nonnegative
+    if signed:
+        # A column of ones: its output is 1 where the normaliser is used and exactly 0
+        # where the sign rule zeroed the row (counted below).
+        vg = np.concatenate([vg, np.ones((*vg.shape[:-1], 1), dtype=dtype)], axis=-1)
     n_groups = qg.shape[0]
     if per_head:
         proj_index = np.arange(n_groups, dtype=np.int64) % w.shape[0]
@@ -228,7 +245,7 @@ def favor_attention(
         padded = np.ascontiguousarray(
             np.broadcast_to(mask, (*lead, n_keys)).reshape(n_groups, n_keys)
         )
-    width = spec.width(w.shape[1])
+    width = spec.width_for_rows(w.shape[1])
     if prepare is not None:
         # Per-group fitted maps: rewrite inputs and projection for the positive scans.
         qg, kg, w, proj_index = prepare(
@@ -239,11 +256,11 @@ def favor_attention(
     # Per running group: a chunk of features and the (features x values) state.
     check_memory(
         "the attention feature blocks",
-        (min(n_groups, os.cpu_count() or 1), chunk + v.shape[-1], spec.width(w.shape[-2])),
+        (min(n_groups, os.cpu_count() or 1), chunk + v.shape[-1], spec.width_for_rows(w.shape[-2])),
         dtype,
         because=f"n_components={w.shape[-2]}",
     )
-    out = np.empty((n_groups, n_queries, v.shape[-1]), dtype=dtype)
+    out = np.empty((n_groups, n_queries, vg.shape[-1]), dtype=dtype)
     from favor._jit import attention as jit
 
     scan = jit.causal_attention if causal else jit.bidirectional_attention
@@ -263,7 +280,28 @@ def favor_attention(
             chunk,
             out,
         )
+    if signed:
+        _warn_nonpositive(out[..., -1], padded, causal, features)
+        out = out[..., :-1]
     return out.reshape((*lead, n_queries, v.shape[-1]))
+
+
+def _warn_nonpositive(ones: np.ndarray, padded: np.ndarray, causal: bool, features: str) -> None:
+    """Warn about rows zeroed by the normaliser sign rule (``ones`` is 0 exactly there)."""
+    sees_a_key = ~padded
+    if causal:
+        sees_a_key = np.logical_or.accumulate(sees_a_key, axis=1)
+    else:
+        sees_a_key = np.broadcast_to(sees_a_key.any(axis=1)[:, None], ones.shape)
+    count = int(np.count_nonzero((ones == 0) & sees_a_key))
+    if count:
+        warnings.warn(
+            f"features={features!r}: {count} of {ones.size} query rows had an estimated "
+            "normaliser <= 0 (signed features; the true one is positive) and were set to "
+            "zero (the normaliser sign rule); raise n_components or use a positive map",
+            FavorAccuracyWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_if_noisy(sq_q: np.ndarray, sq_k: np.ndarray, m: int, features: str) -> None:

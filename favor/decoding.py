@@ -23,12 +23,13 @@ feature map, with padding, per-head projections and float32).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from favor._guards import check_memory, check_norms
+from favor._guards import FavorAccuracyWarning, check_memory, check_norms
 from favor._validation import RandomLike, check_float_array, check_positive_int
 from favor.registry import feature_map
 from favor.sampling import resolve_projection
@@ -143,7 +144,7 @@ def init_decoding_state(
         n_heads=batch_shape[-1] if per_head else None,
         features=features,
     )
-    width = spec.width(w.shape[1])
+    width = spec.width_for_rows(w.shape[1])
     if spec.attention_prepare() is not None:
         from favor.gerf import resolve_parameters
 
@@ -264,8 +265,10 @@ def decode_step(
     Returns
     -------
     output : numpy.ndarray of shape (\*batch, d_v)
-        :math:`\varphi(q_t)^T S_t / \varphi(q_t)^T z_t` (zero where no key is visible),
-        equal to row ``t`` of ``favor_attention(..., causal=True)``.
+        :math:`\varphi(q_t)^T S_t / \varphi(q_t)^T z_t` (zero where no key is visible, and
+        where a signed map's estimated normaliser is :math:`\le 0`: the normaliser sign
+        rule of :mod:`favor.attention`, warned), equal to row ``t`` of
+        ``favor_attention(..., causal=True)``.
     new_state : DecodingState
         The state including this token.
 
@@ -319,7 +322,18 @@ def decode_step(
     q_rows = q_rows.reshape((*batch, -1))
     y = np.einsum("...w,...wv->...v", q_rows, kv)
     numer, denom = y[..., :-1], y[..., -1:]
-    out = np.where(denom != 0, numer / np.where(denom != 0, denom, 1), 0).astype(dtype)
+    # The normaliser sign rule of favor.attention: rows with an estimate <= 0 give zeros.
+    usable = denom > 0
+    out = np.where(usable, numer / np.where(usable, denom, 1), 0).astype(dtype)
+    negative = int(np.count_nonzero(denom < 0))
+    if negative:
+        warnings.warn(
+            f"features={state.features!r}: {negative} of {denom.size} rows had an estimated "
+            "normaliser <= 0 (signed features; the true one is positive) and were set to "
+            "zero (the normaliser sign rule); raise n_components or use a positive map",
+            FavorAccuracyWarning,
+            stacklevel=2,
+        )
     new_state = DecodingState(
         kv=kv,
         log_scale=new,

@@ -36,10 +36,21 @@ keys get different maps (one sign), so this is an attention estimator, not a sym
 kernel transformer. :math:`\mathrm{sgn}(0) = +1`.
 
 The estimate can be negative (the trigonometric part, and the minus sign in
-:math:`\hat\lambda`). Attention normalises by the estimated row sum, which can then be
-small, zero or negative; ``favor_attention`` returns exactly
-:math:`\hat D^{-1}\hat A V` (no clipping, which would bias the entries), and a zero
-normaliser gives a zero row.
+:math:`\hat\lambda`), and so can the estimated normaliser :math:`\hat D_i = \sum_j
+\hat A_{ij}` of attention, whose true value is always positive. Attention
+(``features="hybrid"`` in :func:`favor.favor_attention`, :mod:`favor.decoding` and
+:mod:`favor.torch`) keeps :math:`\hat D^{-1}\hat A V` for every row with
+:math:`\hat D_i > 0` (no clipping of entries, which would bias them) and applies the
+*normaliser sign rule* to the others: a row whose estimated normaliser is :math:`\le 0`
+is returned as zeros and counted in a :class:`favor.FavorAccuracyWarning` (dividing by a
+non-positive estimate would flip the sign of the output or blow it up; no inf or NaN
+reaches the result).
+
+In attention the projection of this map has :math:`m + m_\lambda` rows: the :math:`m`
+base rows :math:`\omega_r` (any registered coupling) followed by :math:`m_\lambda =`
+:data:`DEFAULT_ANGULAR` i.i.d. Gaussian sign rows drawn after them from the same
+generator (independent of the base rows, as unbiasedness needs); ``n_components`` counts
+the base rows (the registry's ``sign_rows``).
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_ANGULAR", "hybrid_features"]
+__all__ = ["DEFAULT_ANGULAR", "hybrid_features", "registry_formula"]
 
 #: Default number of sign rows :math:`m_\lambda`.
 DEFAULT_ANGULAR = 4
@@ -115,3 +126,22 @@ def _hybrid(x: np.ndarray, w: np.ndarray, w2: np.ndarray, is_query: bool) -> np.
     lam = _weights(signs, negate=is_query)
     rest = _weights(signs, negate=False)
     return np.concatenate([_outer(lam, hyp), _outer(rest, trig)], axis=-1)
+
+
+def registry_formula(
+    x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
+) -> np.ndarray:
+    """The registry's NumPy form: hybrid features of ``scale * x`` from a stacked projection.
+
+    ``projection`` holds the base rows followed by ``params[0]`` sign rows (the registry's
+    ``sign_rows``); ``is_key`` selects :math:`\varphi_K` (else :math:`\varphi_Q`).
+    Softmax kernel only.
+    """
+    n_signs = int(params[0]) if params.size else DEFAULT_ANGULAR
+    m = projection.shape[0] - n_signs
+    x = np.asarray(x)
+    rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    if scale != 1.0:
+        rows = rows * rows.dtype.type(scale)
+    out = _hybrid(rows, projection[:m], projection[m:], not is_key)
+    return out.reshape((*x.shape[:-1], out.shape[-1]))

@@ -45,6 +45,14 @@ up, and ``tests/favor/test_registry_contract.py`` checks every backend against t
 formula. Add closed forms to ``theory.closed_forms`` and list their names in
 ``closed_forms``.
 
+Maps with sign rows (``sign_rows`` :math:`k > 0`, the angular ``"hybrid"``): every
+projection of the map has :math:`m + k` rows, the :math:`m` base rows drawn by the
+sampler and then :math:`k` independent i.i.d. :math:`\mathcal N(0, I_d)` rows
+(:func:`favor.sampling.resolve_projection`); ``n_components`` counts the base rows, the
+width is ``outputs_per_projection * m * (k + 1)``, the logits handed to the split forms
+have :math:`m + k` columns, and the parameter vector starts with :math:`k`
+(:meth:`FeatureMap.fit_params`), so the backend functions know where the base rows end.
+
 Maps that fit parameters from data (``params``): ``params(x, projection)`` returns a 1-D
 float64 array handed to every backend function. ``x`` is the pooled, scaled data (queries
 and keys for bidirectional attention, the training data for ``FavorSampler.fit``) or
@@ -136,7 +144,8 @@ class FeatureMap:
         ``f(x, projection, kernel, scale, params, is_key)``: the full features of
         ``scale * x`` (module docstring, step 1).
     outputs_per_projection : int
-        Features per projection row: the width is this times ``m``.
+        Features per base projection row: the width is this times ``m`` (times
+        ``sign_rows + 1``).
     kernels : tuple of str
         The kernels its dot products are unbiased for; the first is the default and the
         one the split forms (attention) compute.
@@ -166,6 +175,10 @@ class FeatureMap:
         projection so that the *positive* map's scans compute this map exactly
         (:func:`favor.gerf.prepare_attention`); ``params`` then serves only the
         single-projection uses (the NumPy map, ``FavorSampler``). None: no hook.
+    sign_rows : int, default=0
+        Independent rows appended after the ``m`` base rows of every projection (the
+        angular weight's sign rows of ``"hybrid"``; module docstring). The width becomes
+        ``outputs_per_projection * m * (sign_rows + 1)``.
     """
 
     name: str
@@ -180,10 +193,24 @@ class FeatureMap:
     params: str | Callable[..., np.ndarray] | None = None
     closed_forms: tuple[str, ...] = field(default=())
     prepare: str | Callable[..., Any] | None = None
+    sign_rows: int = 0
 
     def width(self, n_components: int) -> int:
-        """Output width for ``n_components`` projection rows."""
-        return self.outputs_per_projection * n_components
+        """Output width for ``n_components`` base projection rows."""
+        return self.outputs_per_projection * n_components * (self.sign_rows + 1)
+
+    def projection_rows(self, n_components: int) -> int:
+        """Rows of a projection with ``n_components`` base rows (plus the sign rows)."""
+        return n_components + self.sign_rows
+
+    def width_for_rows(self, rows: int) -> int:
+        """Output width for a projection of ``rows`` rows in total (sign rows included)."""
+        if rows <= self.sign_rows:
+            raise ValueError(
+                f"features={self.name!r} needs a projection with more than {self.sign_rows} "
+                f"rows (n_components base rows, then {self.sign_rows} sign rows), got {rows}"
+            )
+        return self.width(rows - self.sign_rows)
 
     def numpy_formula(self) -> Callable[..., np.ndarray]:
         """The unchecked NumPy formula (step 1)."""
@@ -208,11 +235,15 @@ class FeatureMap:
         return _load(self.prepare)
 
     def fit_params(self, x: np.ndarray | None, projection: np.ndarray) -> np.ndarray:
-        """Parameters from data ``x`` (None where the data may not be used), float64 1-D."""
+        """Parameters from data ``x`` (None where the data may not be used), float64 1-D.
+
+        Maps with sign rows get ``[sign_rows, *fitted]`` (module docstring).
+        """
         fit = _load(self.params)
-        if fit is None:
-            return np.zeros(0)
-        return np.ascontiguousarray(fit(x, projection), dtype=np.float64).reshape(-1)
+        fitted = np.zeros(0) if fit is None else np.asarray(fit(x, projection), dtype=np.float64)
+        if self.sign_rows:
+            fitted = np.concatenate([[float(self.sign_rows)], fitted.reshape(-1)])
+        return np.ascontiguousarray(fitted, dtype=np.float64).reshape(-1)
 
     def __call__(
         self,
@@ -221,14 +252,19 @@ class FeatureMap:
         *,
         kernel: str | None = None,
         params: Any = None,
+        is_key: bool = False,
     ) -> np.ndarray:
-        """Evaluate the map on checked inputs (see :func:`favor.features.random_features`)."""
+        """Evaluate the map on checked inputs (see :func:`favor.features.random_features`).
+
+        ``is_key`` selects the key-side map of a map whose queries and keys differ
+        (``symmetric=False``); symmetric maps ignore it.
+        """
         x = check_float_array("x", x, min_ndim=1)
         projection = check_projection(projection, x.shape[-1])
         kernel = check_choice("kernel", self.kernels[0] if kernel is None else kernel, self.kernels)
         if kernel != "arccos":  # the exponential maps use |x|^2 (formulas §2.4)
             check_norms("x", x)
-        width = self.width(projection.shape[0])
+        width = self.width_for_rows(projection.shape[0])
         check_memory(
             "the feature matrix",
             (*x.shape[:-1], width),
@@ -240,7 +276,7 @@ class FeatureMap:
         else:
             params = np.ascontiguousarray(params, dtype=np.float64).reshape(-1)
         with np.errstate(over="ignore", invalid="ignore"):
-            out = self.numpy_formula()(x, projection, kernel, 1.0, params, False)
+            out = self.numpy_formula()(x, projection, kernel, 1.0, params, bool(is_key))
         check_finite_result(
             f"the {self.name!r} feature map",
             out,
@@ -395,6 +431,18 @@ _BUILTIN_FEATURE_MAPS = (
         params="favor.gerf:registry_params",
         closed_forms=("gerf_single_variance", "saderf_psi"),
         prepare="favor.gerf:prepare_attention",
+    ),
+    FeatureMap(
+        "hybrid",
+        "favor.hybrid:registry_formula",
+        4,
+        ("softmax",),
+        nonnegative=False,
+        jit="favor._jit.hybrid_rows:hybrid",
+        torch="favor.torch.hybrid:hybrid_split",
+        symmetric=False,
+        closed_forms=("mse_hybrid",),
+        sign_rows=4,
     ),
     FeatureMap(
         "relu",

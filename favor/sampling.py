@@ -43,12 +43,13 @@ from favor._validation import (
     check_float_array,
     check_positive_int,
 )
-from favor.registry import check_compatible, sampler
+from favor.registry import check_compatible, feature_map, sampler
 
 __all__ = [
     "DEFAULT_N_COMPONENTS",
     "check_projection_shape",
     "draw_projection",
+    "draw_sign_rows",
     "haar_blocks",
     "haar_orthogonal",
     "iid_projection",
@@ -254,12 +255,36 @@ def draw_projection(
     return np.stack([spec(n_components, n_features, rng=rng) for _ in range(n_heads)])
 
 
+def _sign_rows(features: str | None) -> int:
+    return 0 if features is None else feature_map(features).sign_rows
+
+
+def draw_sign_rows(base: np.ndarray, features: str | None, rng: RandomLike) -> np.ndarray:
+    r"""``base`` (``(m, d)`` or ``(H, m, d)``) with the map's sign rows appended, if it has any.
+
+    The sign rows of ``"hybrid"`` (:mod:`favor.hybrid`) are i.i.d. :math:`\mathcal N(0, I_d)`,
+    drawn from ``rng`` after the base rows (one block per head), so they are independent
+    of them whatever the base coupling.
+    """
+    k = _sign_rows(features)
+    if not k:
+        return base
+    signs = as_generator(rng).standard_normal((*base.shape[:-2], k, base.shape[-1]))
+    return np.concatenate([base, signs], axis=-2)
+
+
 def check_projection_shape(
-    shape: tuple[int, ...], n_features: int, n_heads: int | None, n_components: Any
+    shape: tuple[int, ...],
+    n_features: int,
+    n_heads: int | None,
+    n_components: Any,
+    sign_rows: int = 0,
 ) -> None:
     """Check a prebuilt projection's shape, ``(m, d)`` or ``(n_heads, m, d)``, and ``n_components``.
 
-    Shared by the NumPy engine, :mod:`favor.decoding` and :mod:`favor.torch`.
+    Shared by the NumPy engine, :mod:`favor.decoding` and :mod:`favor.torch`. For a map
+    with ``sign_rows`` :math:`k` (:mod:`favor.registry`) the projection has ``m + k`` rows
+    and ``n_components`` counts the ``m`` base rows.
     """
     shape = tuple(shape)
     expected = (n_features,) if n_heads is None else (n_heads, n_features)
@@ -270,10 +295,17 @@ def check_projection_shape(
             + ("" if n_heads is None else f" and n_heads={n_heads}")
             + f", got shape {shape}"
         )
-    if n_components is not None and check_positive_int("n_components", n_components) != shape[-2]:
+    if shape[-2] <= sign_rows:
         raise ValueError(
-            f"n_components must be None or equal to the projection's row count "
-            f"{shape[-2]}, got {n_components}"
+            f"projection must have n_components base rows followed by {sign_rows} sign rows "
+            f"for this feature map, got {shape[-2]} rows"
+        )
+    base = shape[-2] - sign_rows
+    if n_components is not None and check_positive_int("n_components", n_components) != base:
+        counted = "row count" if not sign_rows else f"base row count (rows - {sign_rows} sign rows)"
+        raise ValueError(
+            f"n_components must be None or equal to the projection's {counted} {base}, got "
+            f"{n_components}"
         )
 
 
@@ -286,14 +318,17 @@ def resolve_projection(
     n_heads: int | None,
     features: str | None = None,
 ) -> np.ndarray:
-    """Return the projection(s) as a float64 array of shape ``(P, m, d)``, P = heads or 1.
+    r"""Return the projection(s) as a float64 array of shape ``(P, m, d)``, P = heads or 1.
 
     The one resolution rule of ``projection=`` for every backend: ``None`` means
     ``"orthogonal"``; a sampler name draws ``n_components`` rows (default
     :data:`DEFAULT_N_COMPONENTS`) through :func:`draw_projection` from
     ``as_generator(rng)``, one projection per head when ``n_heads`` is given (after checking
     that the sampler keeps ``features`` unbiased); an array is checked against
-    ``n_components``, ``n_features`` and the heads.
+    ``n_components``, ``n_features`` and the heads. A map with sign rows
+    (:mod:`favor.registry`, ``"hybrid"``) gets them after the base rows: drawn as i.i.d.
+    :math:`\mathcal N(0, I_d)` rows from the same generator after all base rows
+    (:func:`draw_sign_rows`), or the last rows of a given array.
     """
     if projection is None:
         projection = "orthogonal"
@@ -306,9 +341,11 @@ def resolve_projection(
             if n_components is None
             else check_positive_int("n_components", n_components)
         )
-        drawn = draw_projection(projection, m, n_features, rng=rng, n_heads=n_heads)
+        generator = as_generator(rng)
+        drawn = draw_projection(projection, m, n_features, rng=generator, n_heads=n_heads)
+        drawn = draw_sign_rows(drawn, features, generator)
         return drawn if n_heads is not None else drawn[None]
     w = check_float_array("projection", projection, min_ndim=2)
-    check_projection_shape(w.shape, n_features, n_heads, n_components)
+    check_projection_shape(w.shape, n_features, n_heads, n_components, _sign_rows(features))
     w = w.astype(np.float64, copy=False)
     return w if n_heads is not None else w[None]

@@ -56,6 +56,45 @@ def feature_rows_reference(
     return out, log_scale
 
 
+def hybrid_rows_reference(
+    logits: np.ndarray, half_sq_norms: np.ndarray, n_signs: int, is_key: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shape rows and log-scales of the hybrid map (:mod:`favor._jit.hybrid_rows`), by loops.
+
+    Written from the definition in :mod:`favor.hybrid`: weights ``a = (1/sqrt 2,
+    -+sgn(w'x)/sqrt(2k))`` on the hyperbolic features ``exp(+-l - h)/sqrt(2m)`` and
+    ``b = (1/sqrt 2, sgn/sqrt(2k))`` on the trigonometric ones ``exp(h) (cos, sin)/sqrt m``,
+    each row divided by ``exp(r)`` with ``r`` the larger of the two parts' log-scales.
+    """
+    n, total = logits.shape
+    m = total - n_signs
+    out = np.zeros((n, 4 * m * (n_signs + 1)))
+    log_scale = np.zeros(n)
+    for i in range(n):
+        row = [float(t) for t in logits[i, :m]]
+        signs = [1.0 if float(t) >= 0 else -1.0 for t in logits[i, m:]]
+        h = float(half_sq_norms[i])
+        top = max(abs(t) for t in row)
+        r_hyp = top - h - 0.5 * math.log(2 * m)
+        r_trig = h - 0.5 * math.log(m)
+        r = max(r_hyp, r_trig)
+        hyp = [math.exp(t - top + r_hyp - r) for t in row]
+        hyp += [math.exp(-t - top + r_hyp - r) for t in row]
+        trig = [math.cos(t) * math.exp(r_trig - r) for t in row]
+        trig += [math.sin(t) * math.exp(r_trig - r) for t in row]
+        side = 1.0 if is_key else -1.0
+        a = [math.sqrt(0.5)] + [side * s / math.sqrt(2 * n_signs) for s in signs]
+        b = [math.sqrt(0.5)] + [s / math.sqrt(2 * n_signs) for s in signs]
+        column = 0
+        for weights, part in ((a, hyp), (b, trig)):
+            for weight in weights:
+                for value in part:
+                    out[i, column] = weight * value
+                    column += 1
+        log_scale[i] = r
+    return out, log_scale
+
+
 def causal_state_update_reference(
     state: np.ndarray,
     normaliser: np.ndarray,
@@ -98,7 +137,9 @@ def favor_attention_reference(
     ``queries`` (G, L_q, d), ``keys`` (G, L_k, d), ``values`` (G, L_k, d_v) unscaled;
     ``projections`` (P, m, d) unscaled; group ``g`` uses ``projections[proj_index[g]]``.
     Features are the public maps of :mod:`favor.features` on ``d**-0.25``-scaled vectors,
-    with no stabiliser at all (so use moderate norms). Zero normaliser -> zero row.
+    with no stabiliser at all (so use moderate norms); keys use the key-side map
+    (``is_key``) of maps whose queries and keys differ. A normaliser <= 0 gives a zero row
+    (exactly 0: no visible key; negative: the sign rule for signed features).
     """
     spec = FEATURE_MAPS[features]
     n_groups, n_queries, d = queries.shape
@@ -109,7 +150,10 @@ def favor_attention_reference(
     out = np.zeros((n_groups, n_queries, values.shape[2]))
     for g in range(n_groups):
         w = np.asarray(projections[proj_index[g]], dtype=np.float64)
-        phi_k = [spec(np.asarray(keys[g, j], dtype=np.float64) * scale, w) for j in range(n_keys)]
+        phi_k = [
+            spec(np.asarray(keys[g, j], dtype=np.float64) * scale, w, is_key=True)
+            for j in range(n_keys)
+        ]
         for i in range(n_queries):
             phi_q = spec(np.asarray(queries[g, i], dtype=np.float64) * scale, w)
             numer = np.zeros(values.shape[2])
@@ -120,7 +164,7 @@ def favor_attention_reference(
                 a = float(phi_q @ phi_k[j])
                 numer += a * np.asarray(values[g, j], dtype=np.float64)
                 denom += a
-            out[g, i] = numer / denom if denom != 0 else 0.0
+            out[g, i] = numer / denom if denom > 0 else 0.0
     return out
 
 

@@ -350,7 +350,7 @@ def favor_attention(
     dtype = q.dtype
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     params = fmap.fit_params(None, w[0] if w.shape[0] == 1 else w)
-    width = fmap.width(w.shape[1])
+    width = fmap.width_for_rows(w.shape[1])
     half_factor = 0.5 * scale * scale
     n_lead = q.ndim - 2
     d_v = v.shape[-1]

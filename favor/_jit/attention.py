@@ -191,7 +191,7 @@ def key_state(k, v, w, padded, half_factor, rows, params, width, chunk, state, n
 
 @numba.njit(**_OPTIONS)
 def query_output(q, w, half_factor, rows, params, width, chunk, state, normaliser, out):
-    r"""Write :math:`(e_i^T S) / (e_i^T z)` for one group's queries (0 where the normaliser is 0).
+    r"""Write :math:`(e_i^T S) / (e_i^T z)` for one group's queries (0 where the normaliser is <= 0).
 
     The state's log-scale is not needed: it multiplies numerator and normaliser alike.
     Used by :func:`bidirectional_attention` and, per query chunk, by the Dask backend.
@@ -220,7 +220,7 @@ def query_output(q, w, half_factor, rows, params, width, chunk, state, normalise
         numer = np.dot(e[:n], state)
         denom = np.dot(e[:n], normaliser)
         for i in range(n):
-            if denom[i] != 0:
+            if denom[i] > 0:
                 out[t0 + i, :] = numer[i, :] / denom[i]
             else:
                 out[t0 + i, :] = 0
@@ -310,7 +310,7 @@ def causal_scan(
                 numer[i, :] += factor * carried[i, :]
                 denom[i] += factor * carried_denom[i]
         for i in range(n):
-            if denom[i] != 0:
+            if denom[i] > 0:
                 out[t0 + i, :] = numer[i, :] / denom[i]
             else:
                 out[t0 + i, :] = 0
@@ -328,8 +328,9 @@ def bidirectional_attention(
     :math:`S = \sum_j e^{r_j - c} e_j v_j^T` and :math:`z = \sum_j e^{r_j - c} e_j` with
     ``c`` the largest log-scale seen (the state is rescaled when it grows; the final
     ``c`` is the single per-group key stabiliser; :func:`key_state`). A pass over the query
-    chunks then writes :math:`(e_i^T S) / (e_i^T z)`, or 0 where the normaliser is exactly
-    0 (no visible key; :func:`query_output`). Extra memory per thread:
+    chunks then writes :math:`(e_i^T S) / (e_i^T z)`, or 0 where the normaliser is
+    :math:`\le 0` (exactly 0: no visible key; negative: only for maps with signed
+    features, the normaliser sign rule of :mod:`favor.attention`; :func:`query_output`). Extra memory per thread:
     O(chunk x width + width x d_v), never O(L x m).
 
     Parameters
@@ -374,8 +375,8 @@ def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params,
     :func:`causal_scan` of each group from the empty state: inside a chunk a small masked
     product, across chunks the carried :math:`(S, z)` at a running log-scale. Every
     quantity used for :math:`o_t` depends on positions :math:`\le t` only, so changing later
-    keys or values leaves :math:`o_t` bit-identical. An exactly zero normaliser gives a zero
-    row. Extra memory per thread: O(chunk x (width + chunk) + width x d_v); no
+    keys or values leaves :math:`o_t` bit-identical. A normaliser :math:`\le 0` (no visible
+    key, or a signed map's negative estimate) gives a zero row. Extra memory per thread: O(chunk x (width + chunk) + width x d_v); no
     L x m x d_v tensor.
 
     Parameters are those of :func:`bidirectional_attention` (here ``L_q == L_k``).

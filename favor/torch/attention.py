@@ -24,10 +24,12 @@ float64 inputs are computed in their own dtype.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 
+from favor._guards import FavorAccuracyWarning
 from favor._validation import RandomLike
 from favor.registry import feature_map
 from favor.sampling import check_projection_shape
@@ -76,18 +78,31 @@ def resolve_projection(
     return torch.as_tensor(w if n_heads is not None else w[0], dtype=dtype, device=device)
 
 
-def normalise(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den`` by rows, with a zero row where ``den == 0`` (no visible key: 0/0).
+def normalise(num: torch.Tensor, den: torch.Tensor, features: str | None = None) -> torch.Tensor:
+    """``num / den`` by rows, with a zero row where ``den <= 0``.
 
-    The denominator is replaced by 1 before dividing, so neither the value nor the
-    gradient ever sees a division by zero. For nonnegative features ``den == 0`` forces
-    ``num == 0``; the explicit zeroing (for signed trigonometric features) runs only when
-    such a row exists.
+    ``den == 0``: no visible key (0/0). ``den < 0`` happens only for signed features
+    (trigonometric, hybrid): the normaliser sign rule of :func:`favor.favor_attention`
+    zeroes such a row, and a map named in ``features`` with signed features warns
+    (:class:`favor.FavorAccuracyWarning`) with their number. The denominator is replaced
+    by 1 before dividing, so neither the value nor the gradient ever sees a division by
+    zero; the explicit zeroing runs only when such a row exists.
     """
-    empty = den == 0
+    empty = den <= 0
     out = num / den.masked_fill(empty, 1.0)
     if is_compiling() or bool(empty.any()):
         out = out.masked_fill_(empty, 0.0)
+        if features is not None and not is_compiling() and not feature_map(features).nonnegative:
+            negative = int((den < 0).sum())
+            if negative:
+                warnings.warn(
+                    f"features={features!r}: {negative} of {den.numel()} query rows had an "
+                    "estimated normaliser <= 0 (signed features; the true one is positive) "
+                    "and were set to zero (the normaliser sign rule); raise n_components or "
+                    "use a positive map",
+                    FavorAccuracyWarning,
+                    stacklevel=4,
+                )
     return out
 
 
@@ -137,7 +152,7 @@ def _bidirectional(
             return None
         return spare if spare.shape == (*x.shape[:-1], width) else None
 
-    width = spec.width(projection.shape[-2])
+    width = spec.width_for_rows(projection.shape[-2])
     state, top = None, None
     for start in range(0, k.shape[-2], block):
         rows = slice(start, start + block)
@@ -167,7 +182,7 @@ def _bidirectional(
         q_blk = q[..., start : start + block, :]
         qf = query_features(features, q_blk, projection, scale, buffer_for(q_blk, width), params)
         y = torch.matmul(qf, state)
-        outs.append(normalise(y[..., :-1], y[..., -1:]))
+        outs.append(normalise(y[..., :-1], y[..., -1:], features))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)
 
 
@@ -205,7 +220,7 @@ def favor_core(
         # Data-fitted parameters may use the inputs bidirectionally, never causally.
         data = None if spec.params is None else torch.cat([q, k], dim=-2) * scale
         params = map_params(spec, data, projection, q)
-        width = spec.width(projection.shape[-2])
+        width = spec.width_for_rows(projection.shape[-2])
         block = default_block_rows(q.shape[:-2], width, q.device) if chunk is None else chunk
         return _bidirectional(q, k, v, projection, mask, features, block, scale, params)
     params = map_params(spec, None, projection, q)
@@ -223,7 +238,7 @@ def favor_core(
         chunk=default_chunk_size(q.device) if chunk is None else chunk,
     )
     y = y.reshape(*lead, length, u.shape[-1])
-    return normalise(y[..., :-1], y[..., -1:])
+    return normalise(y[..., :-1], y[..., -1:], features)
 
 
 def favor_attention(

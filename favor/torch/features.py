@@ -124,7 +124,7 @@ def map_params(
     ``x`` is the pooled scaled data, or None where the data may not be used (causal);
     the registry hook computes on the host in float64.
     """
-    if spec.params is None:
+    if spec.params is None and not spec.sign_rows:
         return like.new_zeros(0)
     data = None if x is None else x.detach().reshape(-1, x.shape[-1]).cpu().double().numpy()
     params = spec.fit_params(data, projection.detach().cpu().double().numpy())

@@ -46,7 +46,12 @@ from favor._validation import as_generator, check_choice, check_flag, check_posi
 from favor.decoding import DecodingState
 from favor.gerf import GerfParameters
 from favor.registry import FEATURE_MAPS, SAMPLERS
-from favor.sampling import DEFAULT_N_COMPONENTS, check_projection_shape, draw_projection
+from favor.sampling import (
+    DEFAULT_N_COMPONENTS,
+    check_projection_shape,
+    draw_projection,
+    draw_sign_rows,
+)
 from favor.torch._calibrate import calibrated_parameters, check_layer_params
 from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
@@ -109,7 +114,8 @@ class FavorAttention(nn.Module):
         Factory arguments for parameters and buffers.
     n_components : int, default=256
         Random projections ``m`` per head (ignored with a prebuilt ``projection``, whose
-        row count it must equal if given).
+        row count it must equal if given; ``"hybrid"`` projections have ``m`` base rows
+        and 4 sign rows after them).
     causal : bool, default=False
         Always attend causally (a call can also ask with ``is_causal`` or a causal
         ``attn_mask``); enables :meth:`decode`.
@@ -238,13 +244,15 @@ class FavorAttention(nn.Module):
             initial = check_float_tensor(
                 "projection", torch.as_tensor(projection), min_ndim=2
             ).detach()
+            sign_rows = FEATURE_MAPS[self.features].sign_rows
             check_projection_shape(
                 tuple(initial.shape),
                 self.head_dim,
                 num_heads if self.per_head else None,
                 n_components,
+                sign_rows,
             )
-            self.sampler, self.n_components = None, int(initial.shape[-2])
+            self.sampler, self.n_components = None, int(initial.shape[-2]) - sign_rows
         self.redraw_interval = (
             None
             if redraw_interval is None
@@ -281,11 +289,8 @@ class FavorAttention(nn.Module):
         else:
             self.bias_k = self.bias_v = None
         buffer_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-        shape = (
-            (num_heads, self.n_components, self.head_dim)
-            if self.per_head
-            else (self.n_components, self.head_dim)
-        )
+        rows = FEATURE_MAPS[self.features].projection_rows(self.n_components)
+        shape = (num_heads, rows, self.head_dim) if self.per_head else (rows, self.head_dim)
         check_memory(
             "the projection buffer", shape, buffer_dtype, because=f"n_components={n_components}"
         )
@@ -354,6 +359,7 @@ class FavorAttention(nn.Module):
             rng=source,
             n_heads=self.num_heads if self.per_head else None,
         )
+        drawn = draw_sign_rows(drawn, self.features, source)
         with torch.no_grad():
             self.projection.copy_(torch.as_tensor(drawn, dtype=self.projection.dtype))
 
@@ -881,7 +887,7 @@ class FavorAttention(nn.Module):
             return_state=True,
         )
         y = y.reshape(batch, self.num_heads, steps, -1)[..., n_extra:, :]
-        out = self._merge(normalise(y[..., :-1], y[..., -1:]), x.dtype)
+        out = self._merge(normalise(y[..., :-1], y[..., -1:], features), x.dtype)
         new_state = DecodingState(
             kv.reshape(state.kv.shape),
             top.reshape(batch, self.num_heads),

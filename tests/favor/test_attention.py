@@ -20,15 +20,15 @@ def _explicit(q, k, v, w, features, *, causal=False, mask=None):
     """D^-1 A_hat V with A_hat built from favor.features maps (no stabiliser), float64."""
     spec = FEATURE_MAPS[features]
     s = q.shape[-1] ** -0.25
-    a_hat = spec(q * s, w) @ np.swapaxes(spec(k * s, w), -1, -2)
+    a_hat = spec(q * s, w) @ np.swapaxes(spec(k * s, w, is_key=True), -1, -2)
     if causal:
         a_hat = np.tril(a_hat)
     if mask is not None:
         a_hat = a_hat * ~mask[..., None, :]
     denom = a_hat.sum(axis=-1, keepdims=True)
-    # The contract: an exactly zero normaliser (no visible key, or all-zero ReLU
-    # features) gives a zero row.
-    return (a_hat @ v) / np.where(denom != 0, denom, 1.0) * (denom != 0)
+    # The contract: a normaliser <= 0 gives a zero row (exactly zero: no visible key, or
+    # all-zero ReLU features; negative: the sign rule for signed features).
+    return (a_hat @ v) / np.where(denom > 0, denom, 1.0) * (denom > 0)
 
 
 def _inputs(rng, shape=(2, 3), n_queries=13, n_keys=13, d=8, d_v=5, scale=0.5, dtype=np.float64):
@@ -194,7 +194,7 @@ def test_finite_for_large_norms_float32(features, causal, rng):
     args = (q.astype(np.float32), k.astype(np.float32), v.astype(np.float32))
     out = favor_attention(*args, features=features, causal=causal, rng=0)
     assert np.all(np.isfinite(out))
-    if features != "trigonometric":  # positive weights: a convex combination of the values
+    if FEATURE_MAPS[features].nonnegative:  # positive weights: a convex combination of values
         assert np.all(np.abs(out) <= np.abs(v).max() * (1 + 1e-5))
 
 

@@ -142,7 +142,7 @@ def test_entry_is_consistent(name):
     w = np.random.default_rng(1).standard_normal((5, 4))
     for kernel in spec.kernels:
         phi = spec(x, w, kernel=kernel)
-        assert phi.shape == (3, spec.width(5))
+        assert phi.shape == (3, spec.width_for_rows(5))
         if spec.nonnegative:
             assert (phi >= 0).all()
 
@@ -158,7 +158,7 @@ def test_jit_split_form_equals_numpy_formula(name, dtype):
     scale = 0.8
     logits = np.empty((6, 7), dtype=dtype)
     project(x, w, scale, logits)
-    width = spec.width(7)
+    width = spec.width_for_rows(7)
     e = np.empty((6, width), dtype=dtype)
     r = np.empty(6, dtype=dtype)
     params = spec.fit_params(None, w)
