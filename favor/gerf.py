@@ -545,19 +545,20 @@ def augmented_projection(
 def augmented_inputs(
     qg: np.ndarray, kg: np.ndarray, psi: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(Psi q, 1)`` and ``(Psi^-1 k, 1)`` per group, shapes (G, L, d+1), inputs' dtype."""
+    """``(Psi q, 1)`` and ``(Psi^-1 k, 1)`` per group, shapes (G, L, d+1), inputs' dtype.
+
+    One parallel pass per input (:func:`favor._jit.gerf_rows.augment`; the entries are
+    NumPy's ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
+    """
+    from favor._jit.gerf_rows import augment
+
     d = qg.shape[-1]
     dtype = qg.dtype
     q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
     k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
-    if psi is None:
-        q_aug[..., :d] = qg
-        k_aug[..., :d] = kg
-    else:
-        np.multiply(qg, psi[:, None, :].astype(dtype), out=q_aug[..., :d])
-        np.divide(kg, psi[:, None, :].astype(dtype), out=k_aug[..., :d])
-    q_aug[..., d] = 1
-    k_aug[..., d] = 1
+    p = np.zeros((0, 0), dtype=dtype) if psi is None else np.ascontiguousarray(psi, dtype=dtype)
+    augment(np.ascontiguousarray(qg), p, False, q_aug)
+    augment(np.ascontiguousarray(kg), p, True, k_aug)
     return q_aug, k_aug
 
 

@@ -17,11 +17,47 @@ registry's contract tests. Its slow twin is ``tests/favor/test_gerf_attention.py
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+from numba import prange
 
 from favor._jit.feature_rows import exp_nonpositive, jit_rows
 
-__all__ = ["gerf"]
+__all__ = ["augment", "gerf"]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def augment(x, psi, divide, out):  # pragma: no cover - compiled
+    r"""``out[g, i] = (x[g, i] * psi[g], 1)`` (or ``x / psi`` when ``divide``), in parallel.
+
+    The augmented inputs of :func:`favor.gerf.augmented_inputs` in one pass over the data,
+    parallel over all rows (each entry is the same single rounding as NumPy's elementwise
+    ``x * psi`` or ``x / psi`` in the inputs' dtype, so the result is bit-identical).
+    ``psi`` has shape ``(G, d)`` in ``x``'s dtype, or ``(0, 0)`` for no rescaling.
+
+    Parameters
+    ----------
+    x : array of shape (G, L, d)
+    psi : array of shape (G, d) or (0, 0)
+    divide : bool
+    out : array of shape (G, L, d + 1)
+        Written in place.
+    """
+    n_groups, n_rows, d = x.shape
+    scaled = psi.shape[0] > 0
+    for t in prange(n_groups * n_rows):
+        g = t // n_rows
+        i = t - g * n_rows
+        if not scaled:
+            for j in range(d):
+                out[g, i, j] = x[g, i, j]
+        elif divide:
+            for j in range(d):
+                out[g, i, j] = x[g, i, j] / psi[g, j]
+        else:
+            for j in range(d):
+                out[g, i, j] = x[g, i, j] * psi[g, j]
+        out[g, i, d] = 1
 
 
 @jit_rows

@@ -253,3 +253,20 @@ def test_layer_hybrid_forward_decode_and_prebuilt_projection():
     assert layer.projection.shape == (6 + K, 4)
     prebuilt = FavorAttention(8, 2, features="hybrid", projection=np.ones((3 + K, 4)))
     assert prebuilt.n_components == 3
+
+
+# --------------------------------------------------------------------------- dask
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_dask_equals_in_memory_with_the_sign_rule(causal, rng, dask_client):
+    da = pytest.importorskip("dask.array")
+    from tests.dask_support import compute
+
+    q, k, v, w = _negative_case(rng, n=24)
+    kw = {"projection": w, "features": "hybrid", "causal": causal}
+    with pytest.warns(FavorAccuracyWarning, match="normaliser sign rule"):
+        expected = favor_attention(q, k, v, **kw)
+    lazy = favor_attention(*(da.from_array(a, chunks=(1, 8, a.shape[-1])) for a in (q, k, v)), **kw)
+    got = compute(dask_client, lazy)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
