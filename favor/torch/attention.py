@@ -69,7 +69,8 @@ def resolve_projection(
     """
     if isinstance(projection, torch.Tensor):
         w = check_float_tensor("projection", projection, min_ndim=2)
-        check_projection_shape(tuple(w.shape), n_features, n_heads, n_components)
+        sign_rows = 0 if features is None else feature_map(features).sign_rows
+        check_projection_shape(tuple(w.shape), n_features, n_heads, n_components, sign_rows)
         return w.to(device=device, dtype=dtype)
     # Names and NumPy arrays: the NumPy engine's resolution (host draw in float64).
     w = numpy_resolve_projection(

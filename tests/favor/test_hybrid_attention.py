@@ -270,3 +270,18 @@ def test_dask_equals_in_memory_with_the_sign_rule(causal, rng, dask_client):
     lazy = favor_attention(*(da.from_array(a, chunks=(1, 8, a.shape[-1])) for a in (q, k, v)), **kw)
     got = compute(dask_client, lazy)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.torch
+def test_torch_prebuilt_tensor_projection_counts_base_rows(rng):
+    torch = pytest.importorskip("torch")
+    from favor.torch import favor_attention as torch_attention
+
+    q = torch.from_numpy(0.3 * rng.standard_normal((5, 8)))
+    w = torch.from_numpy(rng.standard_normal((6 + K, 8)))
+    out = torch_attention(q, q, q, projection=w, n_components=6, features="hybrid")
+    expected = favor_attention(q.numpy(), q.numpy(), q.numpy(), projection=w.numpy(),
+                               features="hybrid")  # fmt: skip
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="followed by 4 sign rows"):
+        torch_attention(q, q, q, projection=w[:K], features="hybrid")
