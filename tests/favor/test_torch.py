@@ -49,14 +49,14 @@ def _reference(q, k, v, w, name, causal, mask=None):
     spec = FEATURE_MAPS[name]
     scale = q.shape[-1] ** -0.25
     phi_q = spec(q * scale, w)
-    phi_k = spec(k * scale, w)
+    phi_k = spec(k * scale, w, is_key=True)
     a = phi_q @ np.swapaxes(phi_k, -1, -2)
     if causal:
         a = np.tril(a)
     if mask is not None:
         a = a * ~mask[..., None, :]
     num, den = a @ v, a.sum(-1, keepdims=True)
-    return np.where(den != 0, num / np.where(den != 0, den, 1), 0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0)  # the normaliser sign rule
 
 
 # ------------------------------------------------------------------------------- parity
