@@ -25,14 +25,10 @@ import numpy as np
 
 import favor
 from theory import run_claim
-from theory.closed_forms import (
-    mse_orthogonal,
-    mse_positive,
-    smreg_kernel,
-    theorem2_mse_bound,
-)
+from theory.closed_forms import mse_positive, smreg_kernel
 from theory.controls import unsigned_orthogonal_projection
 from theory.montecarlo import kernel_estimates
+from theory.orthogonal_forms import mse_orthogonal, theorem2_mse_bound
 
 SMOKE = os.environ.get("FAVOR_SMOKE", "0") not in ("", "0")
 FIGURES = os.environ.get("FAVOR_FIGURES")

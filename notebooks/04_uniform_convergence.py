@@ -22,12 +22,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from theory import run_claim
-from theory.closed_forms import (
-    rahimi_recht_failure_bound,
-    rahimi_recht_required_components,
-    rbf_kernel_value,
-)
+from theory.closed_forms import rbf_kernel_value
 from theory.montecarlo import gram_estimates
+from theory.uniform_bounds import rahimi_recht_failure_bound, rahimi_recht_required_components
 from theory.uniform_convergence import ball_points, ring_points
 
 SMOKE = os.environ.get("FAVOR_SMOKE", "0") not in ("", "0")

@@ -3,7 +3,7 @@ r"""Claims A: error of FAVOR+ attention (``favor.favor_attention``) against its 
 With i.i.d. positive features every entry :math:`\hat A_{ij}` of the unnormalised
 attention matrix is unbiased (Performers Lemma 1; claims U), but the normalised output
 :math:`\hat P = \hat D^{-1}\hat A` is a ratio and is only "nearly unbiased" (formulas §1.3).
-:func:`theory.closed_forms.normalised_attention_second_order` gives its bias and MSE to
+:func:`theory.attention_forms.normalised_attention_second_order` gives its bias and MSE to
 *second* order in :math:`1/m` from exact moments (derived here). The checks call
 ``favor.favor_attention(Q, K, I_L, projection=W, per_head=True)``: with the identity as
 values the output *is* :math:`\hat P`, and stacking ``n_trials`` independent projections
@@ -44,7 +44,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from theory import closed_forms
+from theory import attention_forms
 from theory._stats import FALSE_ALARM, critical_z, resolving_power
 from theory.montecarlo import draw_projections, run_blocks
 from theory.results import ClaimCheck
@@ -144,7 +144,7 @@ def attention_error_trials(
 
     att = attention or favor.favor_attention
     n, d = queries.shape
-    ex = closed_forms.normalised_attention_second_order(queries, keys, n_components)
+    ex = attention_forms.normalised_attention_second_order(queries, keys, n_components)
     p, b = ex["attention"], ex["bias1"]
     bb = float((b * b).sum())
     mse1 = float(ex["mse1"].sum())
@@ -223,7 +223,7 @@ def attention_error_samples(
         queries, keys, n_components, n_trials, seed, sampler=sampler, attention=attention,
         block_size=block_size,
     )  # fmt: skip
-    mse1 = closed_forms.normalised_attention_first_order(queries, keys, n_components)[2].sum()
+    mse1 = attention_forms.normalised_attention_first_order(queries, keys, n_components)[2].sum()
     mse = trials["mse_cv" if control_variate else "mse"] / mse1
     return mse, trials["bias"], trials["bias"] - trials["bias_cv"] + 1.0
 
@@ -302,7 +302,7 @@ def check_attention_mse(
     ratios, ses, bands = [], [], []
     for i, n in enumerate(tokens):
         q, k = attention_inputs(n)
-        ex = closed_forms.normalised_attention_second_order(q, k, n_components)
+        ex = attention_forms.normalised_attention_second_order(q, k, n_components)
         t1, t2 = float(ex["mse1"].sum()), float(ex["mse2"].sum())
         trials = attention_error_trials(
             q, k, n_components, n_trials, seed + i, sampler=sampler or "iid", attention=attention
@@ -382,7 +382,7 @@ def check_attention_bias(
     if attention is None and not favor_attention_available():
         return _missing(name, source)
     q, k = attention_inputs(n_tokens)
-    ex = closed_forms.normalised_attention_second_order(q, k, n_components)
+    ex = attention_forms.normalised_attention_second_order(q, k, n_components)
     b1 = ex["bias1"]
     t2 = float((ex["bias2"] * b1).sum() / (b1 * b1).sum())
     trials = attention_error_trials(

@@ -1,6 +1,6 @@
 r"""Attention-level error helpers for FAVOR+ with i.i.d. positive features (formulas §1.2-1.3).
 
-Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy only. Entry
+Part of the oracle, with :mod:`theory.closed_forms` (the same rules): NumPy only. Entry
 MSEs of the unnormalised attention matrix follow from Lemma 2; the bias and MSE of the
 normalised matrix :math:`\hat D^{-1}\hat A` follow, to first order in :math:`1/m`, from
 the exact covariances of the entries of one row.

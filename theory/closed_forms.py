@@ -20,8 +20,7 @@ Contents
 * RFF variances (Sutherland & Schneider 2015; formulas §6.6): :func:`rff_variance_cos_sin`,
   :func:`rff_variance_phase`.
 
-Three sibling modules complete the oracle (same rules; their names are also reachable as
-attributes of this module, loaded on first access):
+Three sibling modules complete the oracle (same rules; import their names from them):
 
 * :mod:`theory.orthogonal_forms` -- :func:`~theory.orthogonal_forms.chi_mgf`,
   :func:`~theory.orthogonal_forms.orthogonal_pair_covariance` (exact, by quadrature,
@@ -501,27 +500,3 @@ def rff_variance_phase(delta_norm: Any, n_dims: Any) -> np.ndarray:
     k1, k2 = np.exp(-(r**2) / 2), np.exp(-2 * r**2)
     return (1 + k2 / 2 - k1**2) / _m(n_dims)
 
-
-# Names defined in the sibling oracle modules, re-exported lazily (they import this module).
-_MOVED = {
-    "chi_mgf": "theory.orthogonal_forms",
-    "mse_orthogonal": "theory.orthogonal_forms",
-    "orthogonal_pair_covariance": "theory.orthogonal_forms",
-    "theorem2_covariance_bound": "theory.orthogonal_forms",
-    "theorem2_mse_bound": "theory.orthogonal_forms",
-    "CONSTANT_PROVENANCE": "theory.uniform_bounds",
-    "performers_uniform_components": "theory.uniform_bounds",
-    "rahimi_recht_failure_bound": "theory.uniform_bounds",
-    "rahimi_recht_required_components": "theory.uniform_bounds",
-    "attention_entry_mse": "theory.attention_forms",
-    "normalised_attention_first_order": "theory.attention_forms",
-    "normalised_attention_second_order": "theory.attention_forms",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'theory.closed_forms' has no attribute {name!r}")

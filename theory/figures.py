@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from theory import closed_forms
+from theory import attention_forms, closed_forms, orthogonal_forms
 from theory.montecarlo import kernel_estimates
 
 __all__ = [
@@ -145,8 +145,8 @@ def figure_orthogonal_vs_iid(path: str | Path, *, n_trials: int = 4000, seed: in
     sm = closed_forms.softmax_kernel_value(x, y)
     ms = np.arange(1, 4 * d + 1)
     iid = closed_forms.mse_positive(x[0], y[0], ms)
-    ort = np.array([closed_forms.mse_orthogonal(x[0], y[0], int(m)) for m in ms])
-    bound = np.array([closed_forms.theorem2_mse_bound(x[0], y[0], int(m)) for m in ms[ms <= d]])
+    ort = np.array([orthogonal_forms.mse_orthogonal(x[0], y[0], int(m)) for m in ms])
+    bound = np.array([orthogonal_forms.theorem2_mse_bound(x[0], y[0], int(m)) for m in ms[ms <= d]])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.plot(ms, iid, label="iid (Lemma 2)")
     ax.plot(ms, ort, label="orthogonal (exact quadrature)")
@@ -225,14 +225,14 @@ def figure_attention_error(
     grid = np.geomspace(min(components), max(components), 50)
     for i, n in enumerate(tokens):
         q, k = attention_inputs(n)
-        first = np.array([closed_forms.normalised_attention_first_order(q, k, 1)[2].sum() / n])
+        first = np.array([attention_forms.normalised_attention_first_order(q, k, 1)[2].sum() / n])
         ax.plot(grid, first / grid, color=f"C{i}", label=f"L = {n}, first order")
         mse, half = [], []
         for j, m in enumerate(components):
             ratio, _, _ = attention_error_samples(
                 q, k, m, n_trials, seed + 10 * i + j, control_variate=False
             )
-            scale = closed_forms.normalised_attention_first_order(q, k, m)[2].sum() / n
+            scale = attention_forms.normalised_attention_first_order(q, k, m)[2].sum() / n
             mse.append(ratio.mean() * scale)
             half.append(_Z95 * ratio.std(ddof=1) / np.sqrt(n_trials) * scale)
         ax.errorbar(components, mse, yerr=half, fmt="o", ms=4, capsize=2, color=f"C{i}")

@@ -1,6 +1,6 @@
 r"""Orthogonal random features: exact pair covariances, MSEs and the Theorem 2 bound (formulas §3.2).
 
-Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy and SciPy
+Part of the oracle, with :mod:`theory.closed_forms` (the same rules): NumPy and SciPy
 only, nothing from favor. Two projections with independent :math:`\chi_d` norms and
 directions at fixed cosine (0 for rows of one orthogonal block) have a covariance that
 reduces to a 2-D integral over the unit disc (:func:`orthogonal_pair_covariance`); with

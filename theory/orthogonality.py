@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from theory import closed_forms
+from theory import closed_forms, orthogonal_forms
 from theory._cases import default_pairs
 from theory._evidence import ratio_check
 from theory._stats import FALSE_ALARM, critical_z
@@ -57,7 +57,7 @@ def check_theorem2(
 
     Two parts, both required: (1) the Monte Carlo MSE of positive features with one
     orthogonal chi-norm block equals the exact quadrature value
-    (:func:`theory.closed_forms.mse_orthogonal`, formulas §3.2) -- two-sided :math:`|z|`
+    (:func:`theory.orthogonal_forms.mse_orthogonal`, formulas §3.2) -- two-sided :math:`|z|`
     rule, so an estimator biased low fails as well as one biased high; (2) the exact value
     is at most the Theorem 2 bound, which is below the i.i.d. MSE (an exact inequality,
     reported separately in the statistic).
@@ -99,9 +99,9 @@ def check_theorem2(
     )
     err = (est - closed_forms.softmax_kernel_value(x, y)) ** 2
     exact = np.array(
-        [closed_forms.mse_orthogonal(a, b, n_components) for a, b in zip(x, y, strict=True)]
+        [orthogonal_forms.mse_orthogonal(a, b, n_components) for a, b in zip(x, y, strict=True)]
     )
-    bound = closed_forms.theorem2_mse_bound(x, y, n_components)
+    bound = orthogonal_forms.theorem2_mse_bound(x, y, n_components)
     iid = closed_forms.mse_positive(x, y, n_components)
     check = ratio_check(
         name or "orthogonal MSE = exact quadrature <= Theorem 2 bound < iid (positive)",
@@ -146,7 +146,7 @@ def check_theorem2_exact(
     favor's orthogonal sampler equals the quadrature value (two-sided :math:`|z|` rule).
     Given the directions :math:`u_1, u_2` of the two rows, the chi norms integrate out in
     closed form, :math:`E[Y_1 Y_2 \mid u] = \Lambda^2 M_\chi(u_1^T z) M_\chi(u_2^T z)`
-    (:func:`theory.closed_forms.chi_mgf`), so each trial averages that conditional mean
+    (:func:`theory.orthogonal_forms.chi_mgf`), so each trial averages that conditional mean
     over the block's disjoint row pairs (Rao-Blackwellisation with theory's formula; the
     norms themselves are claim S2's). ``z`` lies along :math:`e_1`, where a QR without the
     sign fix skews the directions most.
@@ -178,13 +178,13 @@ def check_theorem2_exact(
     """
     from theory.montecarlo import draw_projections, run_blocks
 
-    cov_fn = covariance or closed_forms.orthogonal_pair_covariance
+    cov_fn = covariance or orthogonal_forms.orthogonal_pair_covariance
     margins = np.empty((len(dims), len(z_norms)))
     for i, d in enumerate(dims):
         for j, r in enumerate(z_norms):
             x = np.zeros(d)
             x[0] = r / 2
-            bound = float(closed_forms.theorem2_covariance_bound(x, x))
+            bound = float(orthogonal_forms.theorem2_covariance_bound(x, x))
             margins[i, j] = (bound - cov_fn(x, x)) / abs(bound)
     worst_margin = float(margins.min())
     means, ses, targets = [], [], []
@@ -193,7 +193,7 @@ def check_theorem2_exact(
         x[0] = r / 2
         lam2 = float(np.exp(-2 * x @ x))
         target = (
-            closed_forms.orthogonal_pair_covariance(x, x)
+            orthogonal_forms.orthogonal_pair_covariance(x, x)
             + float(closed_forms.softmax_kernel_value(x, x)) ** 2
         )
         n_pairs = d // 2
@@ -202,7 +202,7 @@ def check_theorem2_exact(
             w = draw_projections(sampler or "orthogonal", d, d, n, rng)
             u1 = w[:, 0 : 2 * n_pairs : 2, 0] / np.linalg.norm(w[:, 0 : 2 * n_pairs : 2], axis=-1)
             u2 = w[:, 1 : 2 * n_pairs : 2, 0] / np.linalg.norm(w[:, 1 : 2 * n_pairs : 2], axis=-1)
-            cond = closed_forms.chi_mgf(r * u1, d) * closed_forms.chi_mgf(r * u2, d)
+            cond = orthogonal_forms.chi_mgf(r * u1, d) * orthogonal_forms.chi_mgf(r * u2, d)
             return lam2 * cond.mean(1)
 
         t = run_blocks(work, n_trials, seed + i, block_size=5000)

@@ -28,13 +28,13 @@ from theory import (
     uniform_convergence,
     variance,
 )
-from theory.closed_forms import orthogonal_pair_covariance
 from theory.controls import (
     fixed_norm_sampler,
     scaled_feature_map,
     unsigned_orthogonal_projection,
 )
 from theory.coupling_claims import claim_specs as coupling_claim_specs
+from theory.orthogonal_forms import orthogonal_pair_covariance
 from theory.results import ClaimCheck
 
 __all__ = ["CLAIMS", "PROFILES", "ClaimSpec", "get_claim", "run_claim"]

@@ -362,7 +362,7 @@ def write_report(
     Path
         The Markdown report (the HTML one is beside it, same stem).
     """
-    from theory.closed_forms import CONSTANT_PROVENANCE
+    from theory.uniform_bounds import CONSTANT_PROVENANCE
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 r"""Uniform-convergence bounds with explicit constants, and where each constant comes from (formulas §4).
 
-Part of the oracle (:mod:`theory.closed_forms` re-exports every name): NumPy only.
+Part of the oracle, with :mod:`theory.closed_forms` (the same rules): NumPy only.
 Performers Theorem 4/7 state the sample size only up to :math:`\Theta(\cdot)`; the
 explicit substitute is Rahimi & Recht (2007), Claim 1, whose constants are **quoted from
 memory** (formulas §4.2) -- :data:`CONSTANT_PROVENANCE` says so next to every number.

@@ -12,7 +12,7 @@ r"""Claims C: uniform convergence of random-feature kernel estimates (formulas ย
 * :func:`check_failure_frequency`: the frequency of
   :math:`\sup_{x, y}|\hat K - K| \ge \delta` over independent draws is not above the
   Rahimi-Recht bound evaluated at the same ``D``, ``d``, diameter and ``delta``
-  (:func:`theory.closed_forms.rahimi_recht_failure_bound`; its constants are quoted from
+  (:func:`theory.uniform_bounds.rahimi_recht_failure_bound`; its constants are quoted from
   memory, formulas ยง4.2). **Informational, not a verdict**: the bound is so loose (the
   median sup error is about a tenth of ``delta``) that only a kernel bias of about
   ``delta`` = 0.25 could exceed it, far beyond any plausible bug (a uniform instead of a
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from theory import closed_forms
+from theory import closed_forms, uniform_bounds
 from theory._stats import FALSE_ALARM, binomial_upper_bound, loglog_slope, resolving_power
 from theory.montecarlo import gram_estimates
 from theory.results import ClaimCheck
@@ -205,8 +205,8 @@ def check_failure_frequency(
 
     pts = ring_points()
     n_features, diameter = 2, 2.0
-    m = closed_forms.rahimi_recht_required_components(n_features, diameter, delta, failure)
-    bound = float(closed_forms.rahimi_recht_failure_bound(m, n_features, diameter, delta))
+    m = uniform_bounds.rahimi_recht_required_components(n_features, diameter, delta, failure)
+    bound = float(uniform_bounds.rahimi_recht_failure_bound(m, n_features, diameter, delta))
     errors = _sup_errors(
         pts,
         gram_estimates(

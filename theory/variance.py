@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from theory import closed_forms
+from theory import closed_forms, orthogonal_forms
 from theory._cases import default_pairs, small_kernel_pairs
 from theory._evidence import ratio_check
 from theory._stats import FALSE_ALARM, critical_z, paired_ratio, resolving_power
@@ -68,7 +68,7 @@ def closed_form_mse(
             )
         return np.array(
             [
-                closed_forms.mse_orthogonal(a, b, n_components, feature=feature_map)
+                orthogonal_forms.mse_orthogonal(a, b, n_components, feature=feature_map)
                 for a, b in zip(x, y, strict=True)
             ]
         )

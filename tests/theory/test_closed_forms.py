@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from theory import attention_forms, orthogonal_forms, uniform_bounds
 from theory import closed_forms as cf
 
 Z_CRIT = 5.0
@@ -119,7 +120,7 @@ def test_arccos_moments_match_polar_integration(angle):
 @pytest.mark.parametrize("t", [-1.3, 0.0, 0.7])
 def test_chi_mgf_matches_direct_integration(d, t):
     direct = integrate.quad(lambda r: np.exp(t * r) * stats.chi(d).pdf(r), 0, 40)[0]
-    assert cf.chi_mgf(t, d) == pytest.approx(direct, rel=1e-9)
+    assert orthogonal_forms.chi_mgf(t, d) == pytest.approx(direct, rel=1e-9)
 
 
 def _haar_pairs(rng: np.random.Generator, d: int, n: int) -> np.ndarray:
@@ -143,25 +144,29 @@ def test_orthogonal_pair_covariance_matches_monte_carlo(feature, d):
         s = np.cos(w @ (x - y))
         mean = np.exp(-np.sum((x - y) ** 2) / 2)
     prod = (s[:, 0] - mean) * (s[:, 1] - mean)
-    exact = cf.orthogonal_pair_covariance(x, y, feature=feature)
+    exact = orthogonal_forms.orthogonal_pair_covariance(x, y, feature=feature)
     assert abs(prod.mean() - exact) < Z_CRIT * prod.std() / np.sqrt(prod.size)
 
 
 def test_orthogonal_pair_covariance_quadrature_has_converged():
     x = np.array([0.5, 0.3, 0.0, 0.1, -0.2])
     y = np.array([0.4, -0.3, 0.2, 0.0, 0.1])
-    coarse = cf.orthogonal_pair_covariance(x, y, n_radial=64, n_angular=128)
-    fine = cf.orthogonal_pair_covariance(x, y, n_radial=128, n_angular=256)
+    coarse = orthogonal_forms.orthogonal_pair_covariance(x, y, n_radial=64, n_angular=128)
+    fine = orthogonal_forms.orthogonal_pair_covariance(x, y, n_radial=128, n_angular=256)
     assert coarse == pytest.approx(fine, rel=1e-12, abs=1e-15)
 
 
 def test_orthogonal_mse_reduces_to_iid_for_one_row_and_obeys_theorem2():
     x = np.array([0.5, 0.3, 0.0, 0.0, 0.0, 0.0])
     y = np.array([0.5, -0.3, 0.0, 0.0, 0.0, 0.0])
-    assert cf.mse_orthogonal(x, y, 1) == pytest.approx(cf.mse_positive(x, y, 1), rel=1e-12)
+    assert orthogonal_forms.mse_orthogonal(x, y, 1) == pytest.approx(
+        cf.mse_positive(x, y, 1), rel=1e-12
+    )
     for m in range(2, 7):
-        assert cf.mse_orthogonal(x, y, m) <= cf.theorem2_mse_bound(x, y, m)
-        assert cf.theorem2_mse_bound(x, y, m) < cf.mse_positive(x, y, m)
+        assert orthogonal_forms.mse_orthogonal(x, y, m) <= orthogonal_forms.theorem2_mse_bound(
+            x, y, m
+        )
+        assert orthogonal_forms.theorem2_mse_bound(x, y, m) < cf.mse_positive(x, y, m)
 
 
 def test_rff_variances_match_monte_carlo_and_phase_form_is_worse():
@@ -181,32 +186,32 @@ def test_rff_variances_match_monte_carlo_and_phase_form_is_worse():
 
 
 def test_rahimi_recht_required_components_is_the_smallest_sufficient_d():
-    big_d = cf.rahimi_recht_required_components(4, 2.0, 0.3, 0.01)
-    assert cf.rahimi_recht_failure_bound(big_d, 4, 2.0, 0.3) <= 0.01
-    assert cf.rahimi_recht_failure_bound(big_d - 1, 4, 2.0, 0.3) > 0.01
-    assert "MEMORY" in cf.CONSTANT_PROVENANCE["2**8"]
+    big_d = uniform_bounds.rahimi_recht_required_components(4, 2.0, 0.3, 0.01)
+    assert uniform_bounds.rahimi_recht_failure_bound(big_d, 4, 2.0, 0.3) <= 0.01
+    assert uniform_bounds.rahimi_recht_failure_bound(big_d - 1, 4, 2.0, 0.3) > 0.01
+    assert "MEMORY" in uniform_bounds.CONSTANT_PROVENANCE["2**8"]
 
 
 def test_performers_uniform_components_scales_like_d_over_delta_squared():
-    m1 = cf.performers_uniform_components(16, 1.0, 0.1, constant=1.0)
-    m2 = cf.performers_uniform_components(16, 1.0, 0.05, constant=1.0)
+    m1 = uniform_bounds.performers_uniform_components(16, 1.0, 0.1, constant=1.0)
+    m2 = uniform_bounds.performers_uniform_components(16, 1.0, 0.05, constant=1.0)
     assert 4 < m2 / m1 < 5
 
 
 def test_attention_first_order_identities():
     rng = np.random.default_rng(4)
     q, k = 0.4 * rng.standard_normal((2, 6, 8))
-    p, bias, mse = cf.normalised_attention_first_order(q, k, 32)
+    p, bias, mse = attention_forms.normalised_attention_first_order(q, k, 32)
     np.testing.assert_allclose(p.sum(1), 1, rtol=1e-14)
     # Rows of P_hat sum to 1 exactly, so the first-order bias sums to 0 per row.
     np.testing.assert_allclose(bias.sum(1), 0, atol=1e-15)
     assert np.all(mse > 0)
     # Halving m doubles both first-order terms.
-    _, bias2, mse2 = cf.normalised_attention_first_order(q, k, 16)
+    _, bias2, mse2 = attention_forms.normalised_attention_first_order(q, k, 16)
     np.testing.assert_allclose(bias2, 2 * bias, rtol=1e-12)
     np.testing.assert_allclose(mse2, 2 * mse, rtol=1e-12)
     np.testing.assert_allclose(
-        cf.attention_entry_mse(q, k, 32),
+        attention_forms.attention_entry_mse(q, k, 32),
         cf.mse_positive(8**-0.25 * q[:, None], 8**-0.25 * k[None], 32),
     )
 
@@ -215,7 +220,7 @@ def test_attention_first_order_matches_monte_carlo_at_large_m():
     rng = np.random.default_rng(5)
     d, m, n = 8, 1024, 3000
     q, k = 0.3 * rng.standard_normal((2, 5, d))
-    p, _, mse = cf.normalised_attention_first_order(q, k, m)
+    p, _, mse = attention_forms.normalised_attention_first_order(q, k, m)
     s = d**-0.25
     w = rng.standard_normal((n, m, d))
 
@@ -235,11 +240,16 @@ def test_attention_first_order_matches_monte_carlo_at_large_m():
         (lambda: cf.mse_positive(np.ones(3), np.ones(4), 2), "same d"),
         (lambda: cf.mse_positive(np.ones(3), np.ones(3), 0), "n_components"),
         (lambda: cf.mse_trigonometric(np.ones(3), np.ones(3), 2, kernel="poly"), "kernel"),
-        (lambda: cf.orthogonal_pair_covariance(np.ones(2), np.ones(2)), "at least 3"),
-        (lambda: cf.orthogonal_pair_covariance(np.ones(3), np.ones(3), feature="relu"), "feature"),
-        (lambda: cf.theorem2_mse_bound(np.ones(3), np.ones(3), 4), "n_components"),
-        (lambda: cf.rahimi_recht_failure_bound(10, 2, 1.0, 0.0), "delta"),
-        (lambda: cf.rahimi_recht_required_components(2, 1.0, 0.1, 1.5), "failure"),
+        (lambda: orthogonal_forms.orthogonal_pair_covariance(np.ones(2), np.ones(2)), "at least 3"),
+        (
+            lambda: orthogonal_forms.orthogonal_pair_covariance(
+                np.ones(3), np.ones(3), feature="relu"
+            ),
+            "feature",
+        ),
+        (lambda: orthogonal_forms.theorem2_mse_bound(np.ones(3), np.ones(3), 4), "n_components"),
+        (lambda: uniform_bounds.rahimi_recht_failure_bound(10, 2, 1.0, 0.0), "delta"),
+        (lambda: uniform_bounds.rahimi_recht_required_components(2, 1.0, 0.1, 1.5), "failure"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
