@@ -24,13 +24,16 @@ feature map, with padding, per-head projections and float32).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from favor._guards import FavorAccuracyWarning, check_memory, check_norms
 from favor._validation import RandomLike, check_float_array, check_positive_int
+from favor.gerf import GerfParameters
 from favor.registry import feature_map
 from favor.sampling import resolve_projection
 
@@ -68,13 +71,15 @@ class DecodingState:
         The fixed parameters of a map fitted per group ("oprf", "saderf").
     """
 
+    # NumPy arrays (decode_step) or torch tensors (FavorAttention.decode): typed Any, as
+    # favor.decoding never imports torch.
     kv: Any
     log_scale: Any
     position: int = 0
     projection: np.ndarray | None = None
     features: str = "positive"
     per_head: bool = False
-    feature_params: Any = None
+    feature_params: GerfParameters | None = None
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -89,11 +94,11 @@ def init_decoding_state(
     batch_shape: tuple[int, ...] = (),
     n_components: int | None = None,
     rng: RandomLike = None,
-    projection: Any = None,
+    projection: str | ArrayLike | None = None,
     features: str = "positive",
     per_head: bool = False,
-    dtype: Any = np.float64,
-    feature_params: Any = None,
+    dtype: DTypeLike = np.float64,
+    feature_params: GerfParameters | None = None,
 ) -> DecodingState:
     """Return the empty decoding state (no token seen yet).
 
@@ -171,7 +176,7 @@ def init_decoding_state(
     )
 
 
-def _check_step(name: str, x: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _check_step(name: str, x: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     arr = check_float_array(name, x, min_ndim=1)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape} to match the state, got {arr.shape}")
@@ -209,7 +214,7 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
 
 
 def _prepared_rows(
-    state: DecodingState, x: np.ndarray, keys: bool, prepare: Any
+    state: DecodingState, x: np.ndarray, keys: bool, prepare: Callable[..., tuple]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of a map fitted per group: its attention hook, then the positive split form."""
     d = x.shape[-1]
@@ -240,11 +245,11 @@ def _prepared_rows(
 
 def decode_step(
     state: DecodingState,
-    query: Any,
-    key: Any,
-    value: Any,
+    query: ArrayLike,
+    key: ArrayLike,
+    value: ArrayLike,
     *,
-    key_padding_mask: Any = None,
+    key_padding_mask: ArrayLike | None = None,
 ) -> tuple[np.ndarray, DecodingState]:
     r"""Append one token and return its causal FAVOR+ output and the new state.
 
