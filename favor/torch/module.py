@@ -28,18 +28,21 @@ keeps the layer's own projection (see :meth:`FavorAttention.from_multihead`).
 Causal layers decode token by token with :meth:`FavorAttention.decode`, carrying an
 ``m x (d_h + 1)`` state per head (:class:`DecodingState`) instead of a key/value cache;
 the outputs equal those of the causal forward pass on the whole sequence.
+
+This module holds the class, its arguments and its forward pass; the parts it delegates
+live in modules named for what they own: :mod:`favor.torch._heads` (the parameters and the
+per-head projections), :mod:`favor.torch._layouts` (input layouts, nested tensors),
+:mod:`favor.torch._state_dict` (saving, loading, conversion to ``nn.MultiheadAttention``)
+and :mod:`favor.torch._layer_decoding` (token-by-token decoding).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from favor._guards import check_memory
 from favor._validation import as_generator, check_choice, check_flag, check_positive_int
@@ -52,12 +55,27 @@ from favor.sampling import (
     draw_projection,
     draw_sign_rows,
 )
+from favor.torch import _layer_decoding, _state_dict
 from favor.torch._calibrate import calibrated_parameters, check_layer_params
-from favor.torch._causal import FLOOR, causal_linear_attention, default_chunk_size
 from favor.torch._checks import check_chunk_size, check_float_tensor, compute_dtype
+from favor.torch._heads import (
+    merge,
+    project,
+    register_parameters,
+    reset_parameters,
+    with_extra_tokens,
+)
+from favor.torch._layouts import check_inputs, forward_nested
 from favor.torch._masks import causal_from_attn_mask, padding_mask
-from favor.torch.attention import favor_core, normalise
-from favor.torch.features import key_features, map_params, query_features
+from favor.torch._state_dict import (
+    extra_state,
+    forget_own_missing_keys,
+    keep_float32_projection,
+    load_extra_state,
+    multihead_arguments,
+    with_requires_grad_of,
+)
+from favor.torch.attention import favor_core
 
 __all__ = ["DecodingState", "FavorAttention"]
 
@@ -264,30 +282,7 @@ class FavorAttention(nn.Module):
 
         # Parameters in nn.MultiheadAttention's names, shapes and registration order.
         factory = {"device": device, "dtype": dtype}
-        if self._qkv_same_embed_dim:
-            self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim, **factory))
-            self.register_parameter("q_proj_weight", None)
-            self.register_parameter("k_proj_weight", None)
-            self.register_parameter("v_proj_weight", None)
-        else:
-            self.q_proj_weight = nn.Parameter(torch.empty(embed_dim, embed_dim, **factory))
-            self.k_proj_weight = nn.Parameter(torch.empty(embed_dim, self.kdim, **factory))
-            self.v_proj_weight = nn.Parameter(torch.empty(embed_dim, self.vdim, **factory))
-            self.register_parameter("in_proj_weight", None)
-        if bias:
-            self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim, **factory))
-        else:
-            self.register_parameter("in_proj_bias", None)
-        # skip_init: no draw from torch's global generator (we initialise from our own).
-        given = {name: value for name, value in factory.items() if value is not None}
-        self.out_proj = nn.utils.skip_init(
-            NonDynamicallyQuantizableLinear, embed_dim, embed_dim, bias=bias, **given
-        )
-        if add_bias_kv:
-            self.bias_k = nn.Parameter(torch.empty(1, 1, embed_dim, **factory))
-            self.bias_v = nn.Parameter(torch.empty(1, 1, embed_dim, **factory))
-        else:
-            self.bias_k = self.bias_v = None
+        register_parameters(self, bias=bias, add_bias_kv=add_bias_kv, factory=factory)
         buffer_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         rows = FEATURE_MAPS[self.features].projection_rows(self.n_components)
         shape = (num_heads, rows, self.head_dim) if self.per_head else (rows, self.head_dim)
@@ -296,45 +291,14 @@ class FavorAttention(nn.Module):
         )
         self.register_buffer("projection", torch.empty(shape, device=device, dtype=buffer_dtype))
         self.register_forward_pre_hook(_no_fused_fast_path)
-        self._reset_parameters()
+        reset_parameters(self, self._rng)
         if initial is None:
             self.redraw()
         else:
             with torch.no_grad():
                 self.projection.copy_(initial)
 
-    # ----------------------------------------------------------------- randomness
-
-    def _fill_(self, tensor: torch.Tensor, values: np.ndarray) -> None:
-        with torch.no_grad():
-            tensor.copy_(torch.as_tensor(values, dtype=tensor.dtype, device=tensor.device))
-
-    def _reset_parameters(self) -> None:
-        """Initialise like ``nn.MultiheadAttention``, drawing from the layer's own generator.
-
-        Xavier-uniform input projections (fan-in ``E``, fan-out ``3E`` for the packed
-        weight), zero biases, ``out_proj.weight`` uniform in :math:`\\pm 1/\\sqrt{E}`
-        (``nn.Linear``'s bound, which ``nn.MultiheadAttention`` keeps) and Xavier-normal
-        ``bias_k``/``bias_v`` (standard deviation :math:`1/\\sqrt{E}` for shape ``(1, 1, E)``).
-        """
-        rng = self._rng
-        if self._qkv_same_embed_dim:
-            weights = [self.in_proj_weight]
-        else:
-            weights = [self.q_proj_weight, self.k_proj_weight, self.v_proj_weight]
-        for w in weights:
-            bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
-            self._fill_(w, rng.uniform(-bound, bound, size=tuple(w.shape)))
-        bound = 1.0 / math.sqrt(self.embed_dim)
-        self._fill_(self.out_proj.weight, rng.uniform(-bound, bound, size=(self.embed_dim,) * 2))
-        for b in (self.bias_k, self.bias_v):
-            if b is not None:
-                self._fill_(b, rng.normal(0.0, 1.0 / math.sqrt(self.embed_dim), size=b.shape))
-        with torch.no_grad():
-            if self.in_proj_bias is not None:
-                self.in_proj_bias.zero_()
-            if self.out_proj.bias is not None:
-                self.out_proj.bias.zero_()
+    # ----------------------------------------------------------------- randomness and state
 
     def redraw(self, rng: Any = None) -> None:
         """Draw a new projection into the ``projection`` buffer (in place).
@@ -365,18 +329,11 @@ class FavorAttention(nn.Module):
 
     def get_extra_state(self) -> dict[str, Any]:
         """The redraw counter, the generator state and any fixed ``feature_params``."""
-        state = {"training_calls": self.training_calls, "rng": self._rng.bit_generator.state}
-        if self.feature_params is not None:
-            p = self.feature_params
-            state["feature_params"] = {"features": p.features, "a": p.a, "psi": p.psi}
-        return state
+        return extra_state(self)
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_extra_state` saved."""
-        self.training_calls = int(state["training_calls"])
-        self._rng.bit_generator.state = state["rng"]
-        saved = state.get("feature_params")
-        self.feature_params = None if saved is None else GerfParameters(**saved)
+        load_extra_state(self, state)
 
     def calibrate(
         self, query: Any, key: Any = None, *, key_padding_mask: Any = None
@@ -394,10 +351,10 @@ class FavorAttention(nn.Module):
                 f"calibrate applies to maps fitted per group (oprf, saderf), not {self.features!r}"
             )
         key = query if key is None else key
-        q_in, k_in, _, _ = self._inputs(query, key, key)
+        q_in, k_in, _, _ = check_inputs(self, query, key, key)
         mask = padding_mask(key_padding_mask, k_in.shape[0], k_in.shape[1], k_in.device)
         with torch.no_grad():
-            q, k, _ = self._project(q_in, k_in, k_in, compute_dtype(q_in.dtype))
+            q, k, _ = project(self, q_in, k_in, k_in, compute_dtype(q_in.dtype))
         self.feature_params = calibrated_parameters(self.features, q, k, mask)
         return self.feature_params
 
@@ -420,24 +377,18 @@ class FavorAttention(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        # An nn.MultiheadAttention state dict has neither the projection nor the extra
-        # state: load its weights and keep this layer's own projection and generator.
-        # A FavorAttention state dict with only one of the two is still incomplete.
-        own = (prefix + "projection", prefix + "_extra_state")
-        multihead = not any(key in state_dict for key in own)
+        # An nn.MultiheadAttention state dict loads its weights and keeps this layer's own
+        # projection and generator (favor.torch._state_dict).
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        if multihead:
-            missing_keys[:] = [key for key in missing_keys if key not in own]
+        forget_own_missing_keys(state_dict, prefix, missing_keys)
 
     def _apply(self, fn: Any, recurse: bool = True) -> FavorAttention:
         # Keep the projection at >= float32 precision when the layer is cast to half types.
         before = self._buffers["projection"]
         super()._apply(fn, recurse)
-        after = self._buffers["projection"]
-        if after is not None and after.dtype in (torch.float16, torch.bfloat16):
-            self._buffers["projection"] = before.to(device=after.device, dtype=torch.float32)
+        keep_float32_projection(self, before)
         return self
 
     # ----------------------------------------------------------------- conversion
@@ -464,24 +415,9 @@ class FavorAttention(nn.Module):
         """
         if not isinstance(mha, nn.MultiheadAttention):
             raise ValueError(f"mha must be a torch.nn.MultiheadAttention, got {type(mha).__name__}")
-        weight = mha.out_proj.weight
-        layer = cls(
-            mha.embed_dim,
-            mha.num_heads,
-            mha.dropout,
-            mha.in_proj_bias is not None,
-            mha.bias_k is not None,
-            mha.add_zero_attn,
-            mha.kdim,
-            mha.vdim,
-            mha.batch_first,
-            weight.device,
-            weight.dtype,
-            **options,
-        )
+        layer = cls(*multihead_arguments(mha), **options)
         layer.load_state_dict(mha.state_dict(), strict=True)
-        _copy_requires_grad(mha, layer)
-        return layer.train(mha.training)
+        return with_requires_grad_of(mha, layer)
 
     def to_multihead(self) -> nn.MultiheadAttention:
         """The ``nn.MultiheadAttention`` with this layer's weights, settings and mode.
@@ -489,153 +425,9 @@ class FavorAttention(nn.Module):
         The projection and the redraw state are dropped (softmax attention needs
         neither); every parameter is copied by a strict ``load_state_dict``.
         """
-        weight = self.out_proj.weight
-        mha = nn.MultiheadAttention(
-            self.embed_dim,
-            self.num_heads,
-            self.dropout,
-            self.in_proj_bias is not None,
-            self.bias_k is not None,
-            self.add_zero_attn,
-            self.kdim,
-            self.vdim,
-            self.batch_first,
-            weight.device,
-            weight.dtype,
-        )
-        weights = {
-            key: value
-            for key, value in self.state_dict().items()
-            if key not in ("projection", "_extra_state")
-        }
-        mha.load_state_dict(weights, strict=True)
-        _copy_requires_grad(self, mha)
-        return mha.train(self.training)
-
-    # ----------------------------------------------------------------- projections
-
-    def _weights(self) -> tuple[torch.Tensor | None, ...]:
-        e = self.embed_dim
-        if self._qkv_same_embed_dim:
-            w_q, w_k, w_v = self.in_proj_weight.split(e)
-        else:
-            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
-        if self.in_proj_bias is None:
-            return w_q, w_k, w_v, None, None, None
-        b_q, b_k, b_v = self.in_proj_bias.split(e)
-        return w_q, w_k, w_v, b_q, b_k, b_v
-
-    def _heads(self, x: torch.Tensor, weight: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """``(B, L, width) -> (B, H, L, d_h)``."""
-        y = nn.functional.linear(x, weight, b)
-        return y.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
-
-    def _project(
-        self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, work: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        w_q, w_k, w_v, b_q, b_k, b_v = self._weights()
-        q = self._heads(q_in, w_q, b_q).to(work)
-        k = self._heads(k_in, w_k, b_k).to(work)
-        v = self._heads(v_in, w_v, b_v).to(work)
-        return q, k, v
-
-    def _merge(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        y = y.transpose(1, 2).flatten(-2).to(dtype)
-        return self.out_proj(y)
-
-    def _extra_tokens(
-        self, batch: int, work: torch.dtype, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The ``bias_k``/``bias_v`` token and the zero token, as ``(B, H, n, d_h)`` keys and values."""
-        keys, values = [], []
-        shape = (1, 1, self.num_heads, self.head_dim)
-        if self.bias_k is not None:
-            keys.append(self.bias_k.reshape(shape).transpose(1, 2).to(work))
-            values.append(self.bias_v.reshape(shape).transpose(1, 2).to(work))
-        if self.add_zero_attn:
-            zero = torch.zeros(1, self.num_heads, 1, self.head_dim, dtype=work, device=device)
-            keys.append(zero)
-            values.append(zero)
-        if not keys:
-            return None
-        size = (batch, self.num_heads, len(keys), self.head_dim)
-        return torch.cat(keys, dim=2).expand(size), torch.cat(values, dim=2).expand(size)
-
-    def _with_extra_tokens(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        mask: torch.Tensor | None,
-        causal: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
-        """Append the extra tokens that every query sees (prepend them, with as many dummy
-        queries whose outputs are dropped, when causal: a prefix is visible to all)."""
-        extra = self._extra_tokens(q.shape[0], q.dtype, q.device)
-        if extra is None:
-            return q, k, v, mask, 0
-        ek, ev = extra
-        n = ek.shape[2]
-        kept = None if mask is None else mask.new_zeros(mask.shape[0], n)
-        if causal:
-            q = torch.cat([q.new_zeros(*q.shape[:2], n, q.shape[-1]), q], dim=2)
-            k, v = torch.cat([ek, k], dim=2), torch.cat([ev, v], dim=2)
-            mask = None if mask is None else torch.cat([kept, mask], dim=1)
-        else:
-            k, v = torch.cat([k, ek], dim=2), torch.cat([v, ev], dim=2)
-            mask = None if mask is None else torch.cat([mask, kept], dim=1)
-        return q, k, v, mask, n
+        return _state_dict.to_multihead(self)
 
     # ----------------------------------------------------------------- forward
-
-    def _inputs(
-        self, query: Any, key: Any, value: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
-        """Check the inputs and return them as ``(B, L, width)`` tensors, and whether batched."""
-        q = check_float_tensor("query", query, min_ndim=2)
-        k = check_float_tensor("key", key, min_ndim=2)
-        v = check_float_tensor("value", value, min_ndim=2)
-        if not (q.ndim == k.ndim == v.ndim) or q.ndim not in (2, 3):
-            raise ValueError(
-                "query, key and value must all be batched (3-D) or all unbatched (2-D: "
-                f"(length, feature)), got shapes {tuple(q.shape)}, {tuple(k.shape)} and "
-                f"{tuple(v.shape)}"
-            )
-        batched = q.ndim == 3
-        if not batched:
-            q, k, v = q[None], k[None], v[None]
-        elif not self.batch_first:
-            q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
-        if batched:
-            layout = "(batch, seq, " if self.batch_first else "(seq, batch, "
-        else:
-            layout = "(seq, "
-        given = {"query": query, "key": key, "value": value}
-        for name, x, width in (
-            ("query", q, self.embed_dim),
-            ("key", k, self.kdim),
-            ("value", v, self.vdim),
-        ):
-            if x.shape[-1] != width:
-                raise ValueError(
-                    f"{name} must have shape {layout}{width}), got {tuple(given[name].shape)}"
-                )
-        if k.shape[:2] != v.shape[:2] or q.shape[0] != k.shape[0]:
-            raise ValueError(
-                "query, key and value must share the batch size, and key and value the "
-                f"length, got shapes {tuple(query.shape)}, {tuple(key.shape)} and "
-                f"{tuple(value.shape)}"
-            )
-        if not (q.dtype == k.dtype == v.dtype):
-            raise ValueError(
-                f"query, key and value must share one dtype, got {q.dtype}, {k.dtype} and {v.dtype}"
-            )
-        if not (q.device == k.device == v.device):
-            raise ValueError(
-                f"query, key and value must be on one device, got {q.device}, {k.device} and "
-                f"{v.device}"
-            )
-        return q, k, v, batched
 
     def forward(
         self,
@@ -696,10 +488,10 @@ class FavorAttention(nn.Module):
         key = query if key is None else key
         value = key if value is None else value
         if any(isinstance(x, torch.Tensor) and x.is_nested for x in (query, key, value)):
-            return self._forward_nested(
-                query, key, value, key_padding_mask, need_weights, attn_mask, is_causal
+            return forward_nested(
+                self, query, key, value, key_padding_mask, need_weights, attn_mask, is_causal
             )
-        q_in, k_in, v_in, batched = self._inputs(query, key, value)
+        q_in, k_in, v_in, batched = check_inputs(self, query, key, value)
         batch, n_queries, n_keys = q_in.shape[0], q_in.shape[1], k_in.shape[1]
         if key_padding_mask is not None and not batched and key_padding_mask.ndim == 1:
             key_padding_mask = key_padding_mask[None]
@@ -733,8 +525,8 @@ class FavorAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """FAVOR+ on checked ``(B, L, width)`` inputs: the output and, if asked, per-head weights."""
         work = compute_dtype(q_in.dtype)
-        q, k, v = self._project(q_in, k_in, v_in, work)
-        q, k, v, mask, n_extra = self._with_extra_tokens(q, k, v, mask, causal)
+        q, k, v = project(self, q_in, k_in, v_in, work)
+        q, k, v, mask, n_extra = with_extra_tokens(self, q, k, v, mask, causal)
         keep = None
         if self.training and self.dropout > 0.0:
             # One keep/drop draw per (sequence, head, key), scaled by 1/(1-p): see `dropout`.
@@ -760,52 +552,13 @@ class FavorAttention(nn.Module):
             weights = weights.to(q_in.dtype)
         if causal and n_extra:
             y = y[..., n_extra:, :]
-        return self._merge(y, q_in.dtype), weights
-
-    def _forward_nested(
-        self,
-        query: Any,
-        key: Any,
-        value: Any,
-        key_padding_mask: Any,
-        need_weights: bool,
-        attn_mask: Any,
-        is_causal: bool,
-    ) -> tuple[torch.Tensor, None]:
-        """Nested ``(batch, L_b, E)`` inputs, as ``nn.TransformerEncoder`` builds them in
-        inference: padded, attended with the implied key padding mask, and nested again."""
-        if not all(isinstance(x, torch.Tensor) and x.is_nested for x in (query, key, value)):
-            raise ValueError("query, key and value must all be nested tensors, or none of them")
-        if not self.batch_first:
-            raise ValueError("nested tensor inputs need a layer with batch_first=True")
-        if key_padding_mask is not None or attn_mask is not None or need_weights:
-            raise ValueError(
-                "with nested tensor inputs the sequence lengths are the padding: "
-                "key_padding_mask and attn_mask must be None and need_weights False"
-            )
-        q_lengths = [x.shape[0] for x in query.unbind()]
-        k_lengths = torch.tensor([x.shape[0] for x in key.unbind()])
-        q, k, v = (x.to_padded_tensor(0.0) for x in (query, key, value))
-        padded = torch.arange(k.shape[1])[None, :] >= k_lengths[:, None]
-        out, _ = self.forward(
-            q, k, v, key_padding_mask=padded.to(k.device), need_weights=False, is_causal=is_causal
-        )
-        pieces = [out[i, :n] for i, n in enumerate(q_lengths)]
-        return torch.nested.as_nested_tensor(pieces, layout=query.layout), None
+        return merge(self, y, q_in.dtype), weights
 
     # ----------------------------------------------------------------- decoding
 
     def init_state(self, batch_size: int, *, device: Any = None) -> DecodingState:
         """An empty :class:`DecodingState` for ``batch_size`` sequences (no token seen)."""
-        batch_size = check_positive_int("batch_size", batch_size)
-        work = compute_dtype(self.out_proj.weight.dtype)
-        device = self.projection.device if device is None else device
-        width = FEATURE_MAPS[self.features].width(self.n_components)
-        kv = torch.zeros(
-            batch_size, self.num_heads, width, self.head_dim + 1, dtype=work, device=device
-        )
-        scale = torch.full((batch_size, self.num_heads), FLOOR, dtype=work, device=device)
-        return DecodingState(kv, scale, 0)
+        return _layer_decoding.init_state(self, batch_size, device)
 
     def decode(
         self,
@@ -839,61 +592,7 @@ class FavorAttention(nn.Module):
         state : DecodingState
             The state after these tokens.
         """
-        if not self.causal:
-            raise ValueError("decode needs a causal layer (construct it with causal=True)")
-        x = check_float_tensor("query", query, min_ndim=3)
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
-            layout = "(batch, seq, " if self.batch_first else "(seq, batch, "
-            raise ValueError(
-                f"query must have shape {layout}{self.embed_dim}), got {tuple(x.shape)}"
-            )
-        x = x if self.batch_first else x.transpose(0, 1)
-        batch, length = x.shape[:2]
-        if state is None:
-            state = self.init_state(batch, device=x.device)
-        if not isinstance(state, DecodingState) or state.kv.shape[:2] != (batch, self.num_heads):
-            raise ValueError(
-                f"state must be a DecodingState for batch size {batch} and "
-                f"{self.num_heads} heads, got {state!r:.80}"
-            )
-        mask = padding_mask(key_padding_mask, batch, length, x.device)
-        work = state.kv.dtype
-        q, k, v = self._project(x, x, x, work)
-        n_extra = 0
-        if state.position == 0:
-            q, k, v, mask, n_extra = self._with_extra_tokens(q, k, v, mask, causal=True)
-        w = self.projection.to(work)
-        scale = self.head_dim**-0.25
-        mask_h = None if mask is None else mask[:, None, :]
-        features = self.features
-        if FEATURE_MAPS[features].prepare is not None:
-            # Fixed parameters: augmented inputs and projection, then the positive map.
-            from favor.torch.gerf import prepare
-
-            q, k, w = prepare(q, k, w, mask_h, features, True, self._fixed_params(True), scale)
-            features = "positive"
-        params = map_params(FEATURE_MAPS[features], None, w, q)
-        qf = query_features(features, q, w, scale, params=params)
-        kf, log_scale = key_features(features, k, w, mask_h, scale, params)
-        u = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
-        rows, steps = batch * self.num_heads, q.shape[2]
-        y, (kv, top) = causal_linear_attention(
-            qf.reshape(rows, steps, -1),
-            kf.reshape(rows, steps, -1),
-            log_scale.expand(batch, self.num_heads, steps).reshape(rows, steps),
-            u.reshape(rows, steps, -1),
-            chunk=self.chunk_size or default_chunk_size(x.device),
-            initial=(state.kv.reshape(rows, *state.kv.shape[2:]), state.log_scale.reshape(rows)),
-            return_state=True,
-        )
-        y = y.reshape(batch, self.num_heads, steps, -1)[..., n_extra:, :]
-        out = self._merge(normalise(y[..., :-1], y[..., -1:], features), x.dtype)
-        new_state = DecodingState(
-            kv.reshape(state.kv.shape),
-            top.reshape(batch, self.num_heads),
-            state.position + length,
-        )
-        return (out if self.batch_first else out.transpose(0, 1)), new_state
+        return _layer_decoding.decode(self, query, state, key_padding_mask)
 
     def extra_repr(self) -> str:
         return (
@@ -902,10 +601,3 @@ class FavorAttention(nn.Module):
             f"causal={self.causal}, features={self.features!r}, sampler={self.sampler!r}, "
             f"per_head={self.per_head}, redraw_interval={self.redraw_interval}"
         )
-
-
-def _copy_requires_grad(source: nn.Module, target: nn.Module) -> None:
-    """Give ``target``'s parameters the ``requires_grad`` flags of ``source``'s, by name."""
-    flags = {name: p.requires_grad for name, p in source.named_parameters()}
-    for name, p in target.named_parameters():
-        p.requires_grad_(flags[name])
