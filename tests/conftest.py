@@ -35,8 +35,10 @@ def readonly(a: np.ndarray) -> np.ndarray:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Test tiers: every ``statistical`` test is also ``slow``.
 
-    ``pytest -m "not slow"`` is the fast tier (exact identities, contracts, validation);
-    the full suite, with the seeded Monte Carlo tests and the docs build, runs in CI.
+    ``pytest -m "not slow"`` is the fast tier (exact identities, contracts, validation,
+    a covering subset of each parametrised product, see ``tests/tiers.py``); the full
+    suite, with the seeded Monte Carlo tests, the whole products and the docs build, runs
+    in CI. The tiers are described in ``docs/design.md`` ("Tests").
     """
     for item in items:
         if item.get_closest_marker("statistical") is not None:

@@ -32,6 +32,7 @@ def test_generated_data_is_reproducible_block_by_block():
     assert 0.4 < labels.mean() < 0.6  # split at the median radius
 
 
+@pytest.mark.slow
 def test_out_of_core_classifier_beats_linear(dask_client):
     result = _example().run(
         dask_client, n_samples=40_000, chunk_rows=4000, n_features=4, n_components=128
@@ -41,6 +42,7 @@ def test_out_of_core_classifier_beats_linear(dask_client):
     assert result["baseline"] < 0.65
 
 
+@pytest.mark.slow
 def test_command_line_small_run(capsys):
     assert (
         _example().main(

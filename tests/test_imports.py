@@ -270,6 +270,7 @@ def test_import_favor_loads_no_heavy_dependency():
     assert _loaded_after("import favor") == set()
 
 
+@pytest.mark.slow
 def test_public_submodules_stay_light_and_estimators_skip_numba_until_used():
     assert _loaded_after("import favor.sampling, favor.features, favor.exact") == set()
     assert "numba" not in _loaded_after("import favor.estimators")

@@ -33,7 +33,18 @@ def test_readme_has_the_two_quickstarts() -> None:
     assert sorted(_block_id(b) for b in BLOCKS) == ["attention", "pipeline"]
 
 
-@pytest.mark.parametrize("source", BLOCKS, ids=[_block_id(b) for b in BLOCKS])
+def _block_params() -> list:
+    """The attention quickstart runs in the fast tier; the pipeline (a logistic regression
+    on 1024 random features of the digits) only in the full suite."""
+    return [
+        pytest.param(
+            b, id=_block_id(b), marks=() if _block_id(b) == "attention" else pytest.mark.slow
+        )
+        for b in BLOCKS
+    ]
+
+
+@pytest.mark.parametrize("source", _block_params())
 def test_readme_python_block_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(source, "README.md", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out

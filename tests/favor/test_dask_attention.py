@@ -14,6 +14,7 @@ from favor._jit import chunked
 from favor.registry import FEATURE_MAPS
 from tests.dask_support import compute
 from tests.reference import BUILTIN_MAPS, favor_attention_reference, feature_rows_reference
+from tests.tiers import covering_product
 
 da = pytest.importorskip("dask.array")
 
@@ -180,10 +181,10 @@ CHUNKINGS = {
 }
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("features", BUILTIN_MAPS)
-@pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("chunking", list(CHUNKINGS))
+@pytest.mark.parametrize(
+    ("chunking", "causal", "features", "dtype"),
+    covering_product(list(CHUNKINGS), [False, True], BUILTIN_MAPS, DTYPES),
+)
 def test_dask_equals_in_memory(chunking, causal, features, dtype, rng, dask_client):
     q, k, v, mask = _inputs(rng, dtype)
     kw = {"n_components": 16, "rng": 7, "causal": causal, "features": features,
@@ -202,7 +203,9 @@ def test_dask_equals_in_memory(chunking, causal, features, dtype, rng, dask_clie
     np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype])
 
 
-@pytest.mark.parametrize("features", ["positive", "trigonometric"])
+@pytest.mark.parametrize(
+    "features", ["positive", pytest.param("trigonometric", marks=pytest.mark.slow)]
+)
 def test_dask_bidirectional_different_lengths_and_a_shared_projection(features, rng, dask_client):
     q = 0.4 * rng.standard_normal((3, 29, 6))
     k = 0.4 * rng.standard_normal((3, 41, 6))
@@ -223,7 +226,10 @@ def test_dask_bidirectional_different_lengths_and_a_shared_projection(features, 
     assert not got[2].any()
 
 
-@pytest.mark.parametrize("features", BUILTIN_MAPS)
+@pytest.mark.parametrize(
+    "features",
+    [BUILTIN_MAPS[0], *(pytest.param(name, marks=pytest.mark.slow) for name in BUILTIN_MAPS[1:])],
+)
 def test_dask_causal_is_free_of_future_leakage_bit_exactly(features, rng, dask_client):
     q, k, v, _ = _inputs(rng, np.float64, shape=(2, 2, 60, 8))
     chunks = (1, 2, 16, 8)

@@ -8,6 +8,7 @@ import pytest
 
 from favor import FavorSampler
 from tests.dask_support import compute
+from tests.tiers import covering_product
 
 da = pytest.importorskip("dask.array")
 
@@ -76,9 +77,10 @@ def test_fit_oprf_is_a_lazy_reduction_equal_to_in_memory(rng, monkeypatch):
     assert lazy.params_[0] < 0  # a fitted A*, not the positive map's A = 0
 
 
-@pytest.mark.parametrize("features", FEATURES)
-@pytest.mark.parametrize("kernel", ["rbf", "softmax"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("dtype", "kernel", "features"),
+    covering_product([np.float32, np.float64], ["rbf", "softmax"], FEATURES),
+)
 def test_transform_equals_in_memory_chunk_for_chunk(dtype, kernel, features, rng, dask_client):
     X = (0.5 * rng.standard_normal((1000, 6))).astype(dtype)
     dX = da.from_array(X, chunks=((300, 300, 250, 150), (4, 2)))  # columns are rechunked
@@ -142,6 +144,7 @@ def _two_blobs(rng, n):
     return X, y
 
 
+@pytest.mark.slow
 def test_inside_dask_ml_parallel_post_fit_and_incremental(rng, dask_client):
     pytest.importorskip("dask_ml")
     from dask_ml.wrappers import Incremental, ParallelPostFit

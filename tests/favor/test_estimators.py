@@ -50,24 +50,29 @@ NEW_ESTIMATORS = (
 )
 
 
-def _all_estimators() -> list[FavorSampler]:
+def _branch_estimators() -> list[FavorSampler]:
     """One configuration per transform branch, not all kernel x map x sampler products.
 
     The transform is the registered map's NumPy formula on ``scale_ * X``: the kernel only
     sets the scale and the rbf/softmax form, the sampler only the fitted projection. These
     cover the default, each map, each kernel form of the trigonometric row scale and of the
-    exponential shift, and both samplers; the exactness tests below run every combination.
+    exponential shift, and both classic samplers; the exactness tests below run every
+    combination. They run in the fast tier.
     """
     return [
         FavorSampler(),
         FavorSampler("softmax"),
         # gamma given: scikit-learn's check data (blobs around +-10) overflow the softmax
-        # kernel's exp(|x|^2 / 2) factor at gamma="scale", which transform now refuses.
+        # kernel's exp(|x|^2 / 2) factor at gamma="scale", which transform refuses.
         FavorSampler("softmax", gamma=1e-3, features="trigonometric"),  # repr on one line
         FavorSampler("rbf", features="positive", projection="iid"),
-        FavorSampler("rbf", features="hyperbolic"),
-        *NEW_ESTIMATORS,
     ]
+
+
+def _other_estimators() -> list[FavorSampler]:
+    """The remaining configurations: a further map-kernel pair and each newer sampler and
+    kernel (their own fit branches); the full suite (``slow``) runs every check on them."""
+    return [FavorSampler("rbf", features="hyperbolic"), *NEW_ESTIMATORS]
 
 
 # --- scikit-learn conformance -----------------------------------------------------------
@@ -91,12 +96,13 @@ def _check_name(check) -> str:
     return check.__name__
 
 
-def _array_api_result(estimator) -> str:
-    """Run every ``check_array_api_input`` at once in a child with ``SCIPY_ARRAY_API=1``."""
-    if not _ARRAY_API_RESULTS:
+def _array_api_result(estimator, group: list[FavorSampler]) -> str:
+    """Run the ``check_array_api_input`` of every estimator of ``group`` at once, in a child
+    with ``SCIPY_ARRAY_API=1`` (one interpreter start per group, not per estimator)."""
+    if repr(estimator) not in _ARRAY_API_RESULTS:
         jobs = [
             (est, check)
-            for est in _all_estimators()
+            for est in group
             for _, check in estimator_checks_generator(est)
             if _check_name(check) == "check_array_api_input"
         ]
@@ -116,18 +122,30 @@ def _array_api_result(estimator) -> str:
     return _ARRAY_API_RESULTS.get(repr(estimator), "not run")
 
 
-@parametrize_with_checks(_all_estimators())
-def test_sklearn_compatible(estimator, check):
-    """Every kernel x features x projection passes every check, none expected to fail.
+def _run_check(estimator, check, group: list[FavorSampler]) -> None:
+    """Run one scikit-learn check; none is expected to fail.
 
     ``check_array_api_input`` needs ``SCIPY_ARRAY_API=1`` before SciPy is imported; when
-    it is not set here, all of them run in one fresh interpreter that sets it (so no
-    check is skipped).
+    it is not set here, those of ``group`` run in one fresh interpreter that sets it (so
+    no check is skipped).
     """
     if _check_name(check) == "check_array_api_input" and not os.environ.get("SCIPY_ARRAY_API"):
-        assert _array_api_result(estimator) == "ok"
+        assert _array_api_result(estimator, group) == "ok"
         return
     check(estimator)
+
+
+@parametrize_with_checks(_branch_estimators())
+def test_sklearn_compatible(estimator, check):
+    """Each transform branch passes every scikit-learn check."""
+    _run_check(estimator, check, _branch_estimators())
+
+
+@pytest.mark.slow
+@parametrize_with_checks(_other_estimators())
+def test_sklearn_compatible_other_maps_samplers_and_kernels(estimator, check):
+    """Every other configuration passes every scikit-learn check (full suite)."""
+    _run_check(estimator, check, _other_estimators())
 
 
 # --- exactness: the transform is the favor.features map on rescaled inputs ---------------
@@ -260,6 +278,7 @@ def _digits_error_ratios(gamma_rule: str, n_seeds: int = 5) -> list[float]:
     return ratios
 
 
+@pytest.mark.slow
 def test_orthogonal_trigonometric_beats_rbfsampler_on_digits():
     """The issue's target at one width (D = 512), mean of 5 seeds; the benchmark has more.
 

@@ -42,6 +42,7 @@ def test_torch_equals_numpy_engine(features, causal, per_head):
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("features", MAPS)
 def test_gradcheck(features):
     q, k, v, rng = _inputs(shape=(2,), n=5, d=4)

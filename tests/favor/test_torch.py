@@ -215,6 +215,7 @@ def test_gradcheck_with_mask(name, causal):
     assert torch.autograd.gradcheck(fn, (q, k, v, w), fast_mode=True)
 
 
+@pytest.mark.slow
 def test_gradcheck_full_jacobian_causal_positive():
     q, k, v = _grad_inputs(shape=(1, 1, 7, 3))
     mask = torch.tensor([[[True, False, False, False, True, False, False]]])

@@ -378,6 +378,7 @@ def test_strict_load_of_a_whole_softmax_model_and_incomplete_favor_state():
         copy.deepcopy(favor).load_state_dict(state, strict=True)
 
 
+@pytest.mark.slow
 def test_performerize_converts_transformer_keeps_weights_and_trains():
     torch.manual_seed(0)
     model = nn.Transformer(E, H, 1, 1, 16, dropout=0.0, batch_first=True)

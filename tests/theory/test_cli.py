@@ -144,6 +144,7 @@ def test_report_is_written_with_the_table(tmp_path, capsys):
     assert not list(tmp_path.glob(".theory-write-test-*"))
 
 
+@pytest.mark.slow
 def test_html_report_embeds_the_figures(tmp_path):
     from theory.figures import figure_orthogonal_vs_iid
     from theory.registry import run_claim
@@ -173,6 +174,7 @@ def test_list_prints_every_claim(capsys):
     assert [line.split()[0] for line in out] == [s.claim_id for s in CLAIMS]
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_status():
     ok, _ = _run_module("--claims", "O2")
     assert ok.returncode == 0, ok.stderr

@@ -130,7 +130,14 @@ def _haar_pairs(rng: np.random.Generator, d: int, n: int) -> np.ndarray:
     return rows * np.sqrt(rng.chisquare(d, size=(n, 2)))[..., None]
 
 
-@pytest.mark.parametrize(("feature", "d"), [("positive", 3), ("positive", 6), ("trigonometric", 4)])
+@pytest.mark.parametrize(
+    ("feature", "d"),
+    [
+        ("positive", 3),
+        pytest.param("positive", 6, marks=pytest.mark.slow),
+        ("trigonometric", 4),
+    ],
+)
 def test_orthogonal_pair_covariance_matches_monte_carlo(feature, d):
     rng = np.random.default_rng(10 + d)
     x = 0.35 * rng.standard_normal(d)
@@ -216,6 +223,7 @@ def test_attention_first_order_identities():
     )
 
 
+@pytest.mark.slow
 def test_attention_first_order_matches_monte_carlo_at_large_m():
     rng = np.random.default_rng(5)
     d, m, n = 8, 1024, 3000
