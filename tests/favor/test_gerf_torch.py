@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from favor import favor_attention  # noqa: E402
 from favor.gerf import fit_feature_params  # noqa: E402
+from favor.torch._heads import merge, project  # noqa: E402
 
 pytestmark = pytest.mark.torch
 MAPS = ["oprf", "saderf"]
@@ -138,18 +139,18 @@ def test_layer_causal_needs_calibration_then_equals_the_functional_form(features
     # Per head, pooled over the calibration batch: fit_feature_params on the layer's heads.
     calib = _tokens(2, 4, 20, 8)
     with torch.no_grad():
-        q, k, _ = layer._project(calib, calib, calib, torch.float64)
+        q, k, _ = project(layer, calib, calib, calib, torch.float64)
     pooled = [t.transpose(0, 1).reshape(2, -1, 4).numpy() for t in (q, k)]
     expected_params = fit_feature_params(*pooled, features=features)
     np.testing.assert_allclose(params.a, expected_params.a, rtol=1e-12)
     out, _ = layer(x, x, x, need_weights=False)
     with torch.no_grad():
-        q, k, v = layer._project(x, x, x, torch.float64)
+        q, k, v = project(layer, x, x, x, torch.float64)
     heads = favor_attention(
         q.numpy(), k.numpy(), v.numpy(), projection=layer.projection.numpy(),
         features=features, causal=True, feature_params=params,
     )  # fmt: skip
-    expected = layer._merge(torch.from_numpy(heads), torch.float64)
+    expected = merge(layer, torch.from_numpy(heads), torch.float64)
     torch.testing.assert_close(out, expected, rtol=1e-11, atol=1e-12)
 
 
