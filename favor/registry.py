@@ -68,8 +68,9 @@ A sampler is one :class:`Sampler`: ``draw(n_components, n_features, rng)`` retur
 other randomness), plus its documented marginal law, coupling and handling of
 ``n_components`` not a multiple of ``n_features``. Put ``draw`` in
 :mod:`favor.sampling` and add the entry to ``_BUILTIN_SAMPLERS``; list in ``unbiased_for``
-the maps it keeps unbiased (``None``: every map), and :func:`check_compatible` refuses
-the others with a clear error.
+the maps it keeps unbiased (``None``: every map) and, for a sampler whose rows are only
+approximately the spectral law, in ``bounded_bias_for`` the maps whose bias has a proven
+bound; :func:`check_compatible` refuses the others with a clear error.
 
 How to add a kernel
 -------------------
@@ -306,6 +307,12 @@ class Sampler:
         What happens when ``n_components`` is not a multiple of ``n_features``.
     unbiased_for : tuple of str, optional
         The feature maps this sampler keeps unbiased; None means every map.
+    bounded_bias_for : tuple of str, default=()
+        Further maps it is allowed for although their estimates are *not* exactly
+        unbiased, because the bias has a proven bound (stated in ``bias``).
+        :func:`check_compatible` refuses every map in neither list.
+    bias : str, default=""
+        The bias of the maps in ``bounded_bias_for`` (empty for exact samplers).
     """
 
     name: str
@@ -314,6 +321,8 @@ class Sampler:
     coupling: str
     remainder: str
     unbiased_for: tuple[str, ...] | None = None
+    bounded_bias_for: tuple[str, ...] = ()
+    bias: str = ""
 
     def __call__(self, n_components: int, n_features: int, *, rng: Any = None) -> np.ndarray:
         """Draw ``(n_components, n_features)`` float64 rows from ``rng`` (checked)."""
@@ -476,11 +485,21 @@ _BUILTIN_SAMPLERS = (
         "structured",
         "favor.couplings:draw_structured",
         marginal="approximately N(0, I_d): chi_p length times a SORF direction (first d of "
-        "p = next power of two coordinates); not Haar, so estimates carry a small bias "
-        "(Yu et al. 2016, Theorem 3; formulas §3.3)",
+        "p = next power of two coordinates); not Haar, so estimates carry a small, bounded "
+        "bias (see bias)",
         coupling="blocks sqrt(p) H D1 H D2 H D3 with Rademacher diagonals: orthogonal rows "
         "within a block of p when d = p; inputs are zero-padded to p features",
         remainder="ceil(m / p) blocks, the last one truncated (prefer m a multiple of p)",
+        unbiased_for=(),
+        bounded_bias_for=("trigonometric", "positive", "hyperbolic"),
+        bias="not exactly unbiased for any map (the directions take finitely many values). "
+        "Proven bounds (formulas §3.3 [W6]) at unit scale, z = ||x - y||, r = ||x + y||: "
+        "trigonometric |bias| <= z^4 / (4p) with sqrt(p) lengths, <= (1 + 1/p) z^4 / (2p) "
+        "with chi lengths when z^4 <= 4p (measured -1.5e-4 at p = 64, z = 1.5: second "
+        "order in 1/p); positive and "
+        "hyperbolic: relative bias in [-r^4 / (4p), 0] with sqrt(p) lengths, and a "
+        "chi-length interval of width about r^4 / (4p). Other maps have no bound and are "
+        "refused",
     ),
     Sampler(
         "qmc",
@@ -570,14 +589,23 @@ def kernel(name: Any, *, argument: str = "kernel") -> Kernel:
 
 
 def check_compatible(sampler_name: str, features: str) -> None:
-    """Refuse a sampler that does not keep ``features`` unbiased (clear ValueError)."""
+    """Refuse a sampler that neither keeps ``features`` unbiased nor bounds its bias (ValueError)."""
     spec = sampler(sampler_name)
-    if spec.unbiased_for is not None and features not in spec.unbiased_for:
-        allowed = ", ".join(repr(n) for n in spec.unbiased_for)
+    if spec.unbiased_for is None or features in spec.unbiased_for:
+        return
+    if features in spec.bounded_bias_for:
+        return
+    allowed = ", ".join(repr(n) for n in (*spec.unbiased_for, *spec.bounded_bias_for))
+    if spec.bounded_bias_for:
         raise ValueError(
-            f"projection={sampler_name!r} is not unbiased for features={features!r}; "
-            f"it supports features {allowed}"
+            f"projection={sampler_name!r} is not unbiased for features={features!r} and its "
+            f"bias has no proven bound for that map; it supports features {allowed} (with a "
+            "bounded bias: formulas §3.3); use projection='orthogonal' for an unbiased map"
         )
+    raise ValueError(
+        f"projection={sampler_name!r} is not unbiased for features={features!r}; "
+        f"it supports features {allowed}"
+    )
 
 
 @contextlib.contextmanager

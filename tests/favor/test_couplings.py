@@ -197,3 +197,29 @@ def test_structured_error_close_to_orthogonal_and_signs_matter(m, d):
         se = np.sqrt(sorf.var(ddof=1) / n + 1.15**2 * orf.var(ddof=1) / n)
         z = diff / se
         assert (z >= Z_CRIT) == expect_worse, (signs, z, sorf.mean(), orf.mean())
+
+
+# --- where structured rows are allowed (formulas §3.3 [W6]) ------------------------------
+
+
+@pytest.mark.parametrize("features", ["relu", "oprf", "saderf"])
+def test_structured_is_refused_for_maps_without_a_bias_bound(features):
+    import favor
+
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((5, 8)) for _ in range(3))
+    with pytest.raises(ValueError, match=r"no proven bound.*'trigonometric', 'positive'"):
+        favor.favor_attention(q, k, v, features=features, projection="structured", rng=0)
+
+
+def test_structured_fit_is_refused_for_oprf_and_allowed_for_bounded_maps():
+    from favor import FavorSampler
+
+    x = np.random.default_rng(1).standard_normal((6, 5))
+    with pytest.raises(ValueError, match="projection='structured' is not unbiased"):
+        FavorSampler("softmax", features="oprf", projection="structured").fit(x)
+    for features in ("trigonometric", "positive", "hyperbolic"):
+        z = FavorSampler(features=features, projection="structured", n_components=8).fit_transform(
+            x
+        )
+        assert np.isfinite(z).all()
