@@ -31,7 +31,7 @@ from _timing import Timing
 KERNELS = ("rbf", "laplacian", "matern")
 NU = 1.5
 COUPLINGS = {
-    "rbf": ("iid", "orthogonal", "structured", "qmc", "simplex"),
+    "rbf": ("iid", "orthogonal", "structured", "qmc", "simplex", "simplex+"),
     "matern": ("iid", "orthogonal", "structured", "qmc", "simplex"),
     "laplacian": ("iid", "qmc"),
 }

@@ -52,6 +52,20 @@ Simplex projections (SimRF; Reid et al. 2023; formulas §6.2)
     independent :math:`\chi_d` length, so each row is marginally :math:`\mathcal N(0, I_d)`.
     ``m`` not a multiple of ``d``: the last block keeps its first ``m mod d`` rows.
 
+Norm-dependent simplex projections (SimRF+; Reid et al. 2023; formulas §6.2 [E8])
+    The same rotations and lengths, then :data:`SIMPLEX_PLUS_SWEEPS` sweeps of
+    :math:`s_i \leftarrow -r_i / \lVert r_i\rVert`, :math:`r_i = \sum_{j \ne i} \ell_j s_j`
+    over the rows of each (possibly cut) block, which drive the block sum
+    :math:`\sum_i \ell_i s_i` to zero. The sweep commutes with rotations, so it is applied
+    to the rotated block; given the lengths, each direction is still uniform (the Haar
+    rotation is independent of them), so each row stays marginally
+    :math:`\mathcal N(0, I_d)` and every map stays unbiased. The zero block sum removes the
+    first-order term of the positive (FAVOR+) estimate: measured MSE 0.33, 0.70, 0.90 and
+    0.96 times the simplex coupling's at :math:`\lVert x\rVert = \lVert y\rVert` = 0.2,
+    0.4, 0.7 and 1 (``d = m = 16``; 0.34 to 0.98 at ``d = 64``). The hyperbolic and
+    trigonometric estimates are even in :math:`\omega`, have no such term, and get
+    1.03-1.28 times *worse* (formulas §6.2 [E8]): use ``"simplex+"`` with positive features.
+
 Every coupling here is rotation invariant except the quasi-Monte Carlo one, which is
 coordinate-wise: it is the only one that also serves product laws such as the Laplacian
 kernel's independent Cauchy coordinates (see :mod:`favor.kernels`).
@@ -68,9 +82,11 @@ from favor.sampling import haar_orthogonal
 
 __all__ = [
     "MAX_QMC_FEATURES",
+    "SIMPLEX_PLUS_SWEEPS",
     "SORF_DENSE_MAX_FEATURES",
     "draw_qmc",
     "draw_simplex",
+    "draw_simplex_plus",
     "draw_structured",
     "hadamard_matrix",
     "next_power_of_two",
@@ -94,6 +110,9 @@ _SORF_JIT_MATERIALISE = 1 << 16
 #: Largest dimension :class:`scipy.stats.qmc.Sobol` has direction numbers for.
 MAX_QMC_FEATURES = 21201
 _QMC_BITS = 52
+#: Sweeps of the norm-dependent simplex update (the block sum is below 1e-15 of the
+#: lengths after three at d = 8 and 16; one sweep leaves about 3e-7 on average at d = 8).
+SIMPLEX_PLUS_SWEEPS = 3
 
 
 def next_power_of_two(n: int) -> int:
@@ -384,6 +403,7 @@ def simplex_projection(
     *,
     norms: str = "chi",
     rotate: bool = True,
+    norm_dependent: bool = False,
     rng: Any = None,
 ) -> np.ndarray:
     r"""Draw simplex random features (SimRF): Haar-rotated regular simplex blocks, chi lengths.
@@ -399,6 +419,11 @@ def simplex_projection(
     rotate : bool, default=True
         ``False`` skips the Haar rotation (every block the same fixed simplex): a negative
         control only.
+    norm_dependent : bool, default=False
+        SimRF+: make each block's directions depend on its lengths so that the block sum
+        :math:`\sum_i \ell_i s_i` vanishes (module notes; the same rotations and lengths
+        as ``False`` from the same generator state). Needs ``norms="chi"`` (with equal
+        lengths the regular simplex already sums to zero).
     rng : None, int, SeedSequence or numpy.random.Generator, default=None
         Source of randomness.
 
@@ -425,6 +450,11 @@ def simplex_projection(
     n_components = check_positive_int("n_components", n_components)
     d = check_positive_int("n_features", n_features)
     check_choice("norms", norms, ("chi", "fixed"))
+    if norm_dependent and norms != "chi":
+        raise ValueError(
+            f"norm_dependent=True needs norms='chi' (equal lengths already sum to zero), "
+            f"got norms={norms!r}"
+        )
     rng = as_generator(rng)
     base = simplex_directions(d)
     n_blocks = -(-n_components // d)
@@ -437,7 +467,35 @@ def simplex_projection(
         lengths = np.sqrt(rng.chisquare(d, size=n_components))
     else:
         lengths = np.full(n_components, np.sqrt(d))
+    if norm_dependent:
+        full = (n_components // d) * d
+        directions = directions.copy()
+        if full:
+            directions[:full] = _zero_sum_directions(
+                directions[:full].reshape(-1, d, d), lengths[:full].reshape(-1, d)
+            ).reshape(full, d)
+        if full < n_components:
+            directions[full:] = _zero_sum_directions(directions[None, full:], lengths[None, full:])[
+                0
+            ]
     return directions * lengths[:, None]
+
+
+def _zero_sum_directions(directions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sweeps of ``s_i <- -r_i / |r_i|``, ``r_i = sum_{j != i} l_j s_j``, per block.
+
+    ``directions`` has shape ``(blocks, k, d)`` and ``lengths`` ``(blocks, k)``; every
+    block is swept at once (formulas §6.2 [E8]).
+    """
+    s = np.array(directions, dtype=np.float64)
+    total = np.einsum("bk,bkd->bd", lengths, s)
+    for _ in range(SIMPLEX_PLUS_SWEEPS):
+        for i in range(s.shape[1]):
+            rest = total - lengths[:, i, None] * s[:, i]
+            norm = np.linalg.norm(rest, axis=1, keepdims=True)
+            s[:, i] = np.where(norm > 0, -rest / np.where(norm > 0, norm, 1.0), s[:, i])
+            total = rest + lengths[:, i, None] * s[:, i]
+    return s
 
 
 def draw_structured(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
@@ -453,3 +511,8 @@ def draw_qmc(n_components: int, n_features: int, rng: np.random.Generator) -> np
 def draw_simplex(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
     """Unchecked draw of the ``"simplex"`` sampler (:func:`simplex_projection`, chi lengths)."""
     return simplex_projection(n_components, n_features, rng=rng)
+
+
+def draw_simplex_plus(n_components: int, n_features: int, rng: np.random.Generator) -> np.ndarray:
+    """Unchecked draw of the ``"simplex+"`` sampler (:func:`simplex_projection`, norm-dependent)."""
+    return simplex_projection(n_components, n_features, norm_dependent=True, rng=rng)

@@ -10,7 +10,8 @@ independent Cauchy coordinates, trigonometric map only, couplings ``iid`` and ``
 product law is not rotation invariant, so direction couplings are refused). Matérn
 kernels (:math:`\nu = 1/2, 3/2, 5/2`): a Gaussian-marginal coupling times independent
 Student factors :math:`\sqrt{2\nu/\chi^2_{2\nu}}`, trigonometric map only, couplings
-``iid``, ``orthogonal``, ``qmc``, ``simplex``. ``structured`` (SORF) is *not* claimed
+``iid``, ``orthogonal``, ``qmc``, ``simplex``; K9: the Gaussian kernel with norm-dependent
+``simplex+`` rows. ``structured`` (SORF) is *not* claimed
 unbiased (its directions take finitely many values; formulas §3.3): claim W6 bounds its
 bias and W4 its error instead.
 
@@ -26,6 +27,8 @@ W (variances and comparisons).
   Gaussian kernel (Avron et al. 2016; formulas §6.7 [J1]).
 * W6: the structured (SORF) trigonometric bias is within its proven bound
   (:mod:`theory.coupling_bias`; formulas §3.3 [W6]).
+* W7: norm-dependent simplex rows (SimRF+) have under 0.6 times the simplex
+  positive-feature MSE for small inputs (:mod:`theory.coupling_simplex_plus`; formulas §6.2 [E8]).
 
 Estimates use the collapsed forms of the maps' dot products (formulas §2.2-2.4, checked
 exactly against :mod:`favor.features` by favor's tests): trigonometric
@@ -79,6 +82,7 @@ def _base(projection: str) -> Sampler:
         "structured": favor.couplings.structured_projection,
         "qmc": favor.couplings.qmc_projection,
         "simplex": favor.couplings.simplex_projection,
+        "simplex+": favor.couplings.draw_simplex_plus,
     }
     if projection not in table:
         raise ValueError(f"projection must be one of {sorted(table)}, got {projection!r}")
@@ -516,6 +520,12 @@ def _unrotated(m: int, d: int, *, rng: Any, nu: float | None = None) -> np.ndarr
     return w if nu is None else w * _t_scales(m, nu, rng)
 
 
+def _unrotated_plus(m: int, d: int, *, rng: Any) -> np.ndarray:
+    import favor.couplings
+
+    return favor.couplings.simplex_projection(m, d, rotate=False, norm_dependent=True, rng=rng)
+
+
 def _t_scales(m: int, nu: float, rng: Any) -> np.ndarray:
     from favor.kernels import student_t_row_scales
 
@@ -558,7 +568,7 @@ def claim_specs(spec: Callable[..., Any]) -> list[Any]:
         One ``ClaimSpec`` per claim, each with its negative controls.
     """
     import favor.sampling
-    from theory import coupling_bias
+    from theory import coupling_bias, coupling_simplex_plus
 
     specs = []
     i = 0
@@ -591,6 +601,17 @@ def claim_specs(spec: Callable[..., Any]) -> list[Any]:
                     controls,
                 )
             )
+    specs.append(
+        spec(
+            "K9",
+            "trigonometric, positive and hyperbolic features with norm-dependent simplex "
+            "(simplex+) rows from the rbf kernel's spectral law are unbiased for it",
+            check_coupling_unbiased,
+            {"kernel": "rbf", "projection": "simplex+", "seed": 709, "n_trials": 1000},
+            {"n_trials": 10_000},
+            {"simplex+ without rotation": lambda: {"sampler": _unrotated_plus}},
+        )
+    )
     phase = {"phase-shifted cos (RBFSampler form)": lambda: {"features": "phase"}}
     specs += [
         spec(
@@ -659,6 +680,15 @@ def claim_specs(spec: Callable[..., Any]) -> list[Any]:
                 },
                 "SORF without random signs": lambda: {"sampler": coupling_bias.unsigned_structured},
             },
+        ),
+        spec(
+            "W7",
+            "norm-dependent simplex (simplex+) positive features have MSE below 0.6 times the "
+            "exact simplex MSE for small inputs (d = m = 16, |x| = |y| = 0.2)",
+            coupling_simplex_plus.check_simplex_plus_mse,
+            {"seed": 807},
+            {"n_trials": 20_000},
+            {"simplex rows": lambda: {"sampler": coupling_simplex_plus.simplex_rows}},
         ),
     ]
     return specs

@@ -26,6 +26,7 @@ SAMPLERS = {
     "structured": structured_projection,
     "qmc": qmc_projection,
     "simplex": simplex_projection,
+    "simplex+": lambda m, d, **kw: simplex_projection(m, d, norm_dependent=True, **kw),
 }
 
 
@@ -95,6 +96,30 @@ def test_simplex_blocks_keep_the_simplex_gram(rng):
         np.testing.assert_allclose(block @ block.T, d * (s @ s.T)[:k, :k], atol=1e-12)
 
 
+def test_norm_dependent_simplex_two_row_block_is_antiparallel():
+    """Two rows of unequal lengths cannot sum to zero: the best is opposite directions."""
+    w = simplex_projection(2, 3, norm_dependent=True, rng=3)
+    cosine = w[0] @ w[1] / np.linalg.norm(w[0]) / np.linalg.norm(w[1])
+    np.testing.assert_allclose(cosine, -1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("m", "d"), [(16, 16), (21, 8), (5, 8)])
+def test_norm_dependent_simplex_blocks_sum_to_zero_with_the_simplex_lengths(m, d):
+    """Same rotations and lengths as the simplex coupling; every block's rows sum to zero."""
+    w = simplex_projection(m, d, norm_dependent=True, rng=3)
+    plain = simplex_projection(m, d, rng=3)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=1), np.linalg.norm(plain, axis=1))
+    for start in range(0, m, d):
+        block = w[start : start + d]
+        assert np.linalg.norm(block.sum(axis=0)) < 1e-9 * np.linalg.norm(block, axis=1).sum()
+    assert not np.allclose(w, plain)
+
+
+def test_norm_dependent_simplex_needs_chi_lengths():
+    with pytest.raises(ValueError, match="norm_dependent=True needs norms='chi'"):
+        simplex_projection(4, 4, norms="fixed", norm_dependent=True)
+
+
 @pytest.mark.parametrize("k", [3, 6])
 def test_qmc_power_of_two_is_stratified_in_every_coordinate(k, rng):
     """A scrambled Sobol (0, k, d)-net: each coordinate has one point per 1/2^k interval."""
@@ -145,7 +170,7 @@ def _z_scores(draw, n_trials=3000, seed=0):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("name", ["qmc", "simplex"])
+@pytest.mark.parametrize("name", ["qmc", "simplex", "simplex+"])
 def test_unbiased_for_gaussian_and_softmax_kernels(name):
     n_trials = 500 if name == "qmc" else 3000  # building a Sobol engine costs ~10 ms
     z = _z_scores(lambda rng: SAMPLERS[name](11, 6, rng=rng), n_trials)  # m % d != 0
@@ -159,6 +184,10 @@ def test_unbiased_for_gaussian_and_softmax_kernels(name):
     [
         pytest.param(lambda rng: qmc_projection(11, 6, scramble=False), id="unscrambled"),
         pytest.param(lambda rng: simplex_projection(11, 6, rotate=False, rng=rng), id="unrotated"),
+        pytest.param(
+            lambda rng: 1.05 * simplex_projection(11, 6, norm_dependent=True, rng=rng),
+            id="norm-dependent-rows-x1.05",
+        ),
     ],
 )
 def test_negative_controls_are_rejected(broken):
