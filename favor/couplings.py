@@ -458,11 +458,13 @@ def simplex_projection(
     rng = as_generator(rng)
     base = simplex_directions(d)
     n_blocks = -(-n_components // d)
+    # Only the kept rows of the last block are rotated (m < d costs m d^2, not d^3).
+    kept = [min(d, n_components - b * d) for b in range(n_blocks)]
     if rotate:
-        blocks = [base @ haar_orthogonal(d, rng) for _ in range(n_blocks)]
+        blocks = [base[:k] @ haar_orthogonal(d, rng) for k in kept]
     else:
-        blocks = [base] * n_blocks
-    directions = np.concatenate(blocks)[:n_components]
+        blocks = [base[:k] for k in kept]
+    directions = np.concatenate(blocks)
     if norms == "chi":
         lengths = np.sqrt(rng.chisquare(d, size=n_components))
     else:
