@@ -355,11 +355,14 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         The feature map. ``"auto"`` means ``"trigonometric"`` for ``kernel="rbf"`` and
         ``"hyperbolic"`` for ``kernel="softmax"`` (the lowest-variance choice for each at a
         given output width); the map used is stored in ``features_``.
-    projection : {"orthogonal", "iid"}, default="orthogonal"
+    projection : {"orthogonal", "iid", "structured", "qmc", "simplex", "simplex+"}, default="orthogonal"
         How the projection rows are drawn (:data:`favor.registry.SAMPLERS`): Haar-exact orthogonal blocks with independent
         :math:`\chi_d` row lengths, or i.i.d. Gaussian rows
         (:func:`favor.sampling.orthogonal_projection`, :func:`favor.sampling.iid_projection`).
-        Both give unbiased estimates; orthogonal ones have lower variance.
+        Both give unbiased estimates; orthogonal ones have lower variance. The couplings
+        of :mod:`favor.couplings` are compared in the user guide's couplings page;
+        ``"structured"`` is not exactly unbiased (a proven bias bound, formulas §3.3 [W6])
+        and is refused for maps without one.
     n_components : int, default=100
         Number of random projections :math:`m`. The number of output features is
         ``2 * n_components`` for ``"trigonometric"`` and ``"hyperbolic"`` (one pair per
