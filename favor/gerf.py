@@ -133,34 +133,46 @@ def oprf_a(rho: Any) -> np.ndarray:
     return (1 - 2 * rho - np.sqrt((2 * rho + 1) ** 2 + 8 * rho)) / 16
 
 
-def _sum_sq(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Per-coordinate sum of squares over the sequence axis, in float64: shape (..., d)."""
+def _column_moments(
+    x: np.ndarray, weights: np.ndarray | None, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column sums, sums of squares (shape (..., d)) and counts (...) of every ``stride``-th
+    row, in float64 (:func:`favor._jit.gerf_rows.column_moments`, one parallel pass)."""
+    from favor._jit.gerf_rows import column_moments
+
+    lead, (n_rows, d) = x.shape[:-2], x.shape[-2:]
+    groups = x.reshape(-1, n_rows, d)
+    n = groups.shape[0]
     if weights is None:
-        return np.einsum("...li,...li->...i", x, x, dtype=np.float64)
-    return np.einsum("...l,...li,...li->...i", weights, x, x, dtype=np.float64)
-
-
-def _mean(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    if weights is None:
-        return np.mean(x, axis=-2, dtype=np.float64)
-    count = np.maximum(weights.sum(axis=-1), 1.0)[..., None]
-    return np.einsum("...l,...li->...i", weights, x, dtype=np.float64) / count
-
-
-def _count(x: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    if weights is None:
-        return np.full(x.shape[:-2], float(x.shape[-2]))
-    return np.maximum(weights.sum(axis=-1), 1.0)
+        w = np.zeros((0, 0))
+    else:
+        w = np.broadcast_to(weights, x.shape[:-1]).reshape(n, n_rows).astype(np.float64)
+    sums, squares, counts = np.empty((n, d)), np.empty((n, d)), np.empty(n)
+    column_moments(groups, int(stride), np.ascontiguousarray(w), sums, squares, counts)
+    return sums.reshape(*lead, d), squares.reshape(*lead, d), counts.reshape(lead)
 
 
 def _moments(
-    x: np.ndarray, y: np.ndarray, key_weights: np.ndarray | None
+    x: np.ndarray,
+    y: np.ndarray,
+    key_weights: np.ndarray | None,
+    x_stride: int = 1,
+    y_stride: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-coordinate mean squares of x and y and the mean dot product of all pairs."""
-    xx = _sum_sq(x, None) / x.shape[-2]
-    yy = _sum_sq(y, key_weights) / _count(y, key_weights)[..., None]
-    cross = np.einsum("...i,...i->...", _mean(x, None), _mean(y, key_weights))
-    return xx, yy, cross
+    """Per-coordinate mean squares of x and y and the mean dot product of all pairs.
+
+    Over every ``x_stride``-th query and ``y_stride``-th key (weighted by ``key_weights``,
+    shape (..., L_k), taken at the same rows).
+    """
+    if key_weights is not None:
+        lead = np.broadcast_shapes(y.shape[:-2], key_weights.shape[:-1])
+        y = np.broadcast_to(y, (*lead, *y.shape[-2:]))
+    sx, qx, nx = _column_moments(x, None, x_stride)
+    sy, qy, ny = _column_moments(y, key_weights, y_stride)
+    nx = np.maximum(nx, 1.0)[..., None]
+    ny = np.maximum(ny, 1.0)[..., None]
+    cross = np.einsum("...i,...i->...", sx / nx, sy / ny)
+    return qx / nx, qy / ny, cross
 
 
 def mean_rho(
@@ -257,7 +269,20 @@ def fit_gerf_parameters(
     """
     if features not in ("oprf", "saderf"):
         raise ValueError(f"features must be 'oprf' or 'saderf', got {features!r}")
-    xx, yy, cross = _moments(x, y, key_weights)
+    return _fit(x, y, features, key_weights, scale, 1, 1)
+
+
+def _fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    features: str,
+    key_weights: np.ndarray | None,
+    scale: float,
+    x_stride: int,
+    y_stride: int,
+) -> GerfParameters:
+    """:func:`fit_gerf_parameters` on every ``x_stride``-th query and ``y_stride``-th key."""
+    xx, yy, cross = _moments(x, y, key_weights, x_stride, y_stride)
     psi = None
     if features == "saderf":
         psi = _psi(xx, yy)
@@ -340,8 +365,7 @@ def resolve_parameters(
         # entry unbiased, and this keeps the fit a small fraction of the attention's cost.
         sx = max(1, x.shape[-2] // FIT_POSITIONS)
         sy = max(1, y.shape[-2] // FIT_POSITIONS)
-        weights = None if key_weights is None else key_weights[..., ::sy]
-        params = fit_gerf_parameters(x[..., ::sx, :], y[..., ::sy, :], features, weights, scale)
+        params = _fit(x, y, features, key_weights, scale, sx, sy)
     if not isinstance(params, GerfParameters) or params.features != features:
         raise ValueError(
             f"feature_params must be GerfParameters fitted for features={features!r}, "

@@ -23,7 +23,44 @@ from numba import prange
 
 from favor._jit.feature_rows import exp_nonpositive, jit_rows
 
-__all__ = ["augment", "gerf"]
+__all__ = ["augment", "column_moments", "gerf"]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cover - compiled
+    r"""Per-group column sums and sums of squares of every ``stride``-th row, in float64.
+
+    For group ``g`` and the rows :math:`l = 0, s, 2s, \dots` with weights :math:`w_l` (1
+    when ``weights`` is empty): ``sums[g] =`` :math:`\sum_l w_l x_l`, ``squares[g] =``
+    :math:`\sum_l w_l x_l^2` (per coordinate) and ``counts[g] =`` :math:`\sum_l w_l`,
+    accumulated in float64 in row order, parallel over groups: one pass over the sampled
+    rows, no copy (the moments of :func:`favor.gerf.fit_gerf_parameters`).
+
+    Parameters
+    ----------
+    x : array of shape (G, L, d), float32 or float64 (any strides)
+    stride : int
+    weights : float64 array of shape (G, L), or (0, 0) for all ones
+    sums, squares : float64 arrays of shape (G, d)
+        Written in place.
+    counts : float64 array of shape (G,)
+        Written in place.
+    """
+    n_groups, n_rows, d = x.shape
+    weighted = weights.shape[0] > 0
+    for g in prange(n_groups):
+        count = 0.0
+        for j in range(d):
+            sums[g, j] = 0.0
+            squares[g, j] = 0.0
+        for i in range(0, n_rows, stride):
+            w = weights[g, i] if weighted else 1.0
+            count += w
+            for j in range(d):
+                value = np.float64(x[g, i, j])
+                sums[g, j] += w * value
+                squares[g, j] += w * value * value
+        counts[g] = count
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

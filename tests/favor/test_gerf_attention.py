@@ -251,3 +251,42 @@ def test_augmented_inputs_match_their_numpy_twin_bit_for_bit(with_psi, dtype, rn
         assert got.shape == (*x.shape[:-1], 6)
         np.testing.assert_array_equal(got[..., :5], expected)
         np.testing.assert_array_equal(got[..., 5], 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_column_moments_match_their_loop_twin(weighted, stride, dtype, rng):
+    """favor._jit.gerf_rows.column_moments against plain float64 loops over the rows."""
+    from favor._jit.gerf_rows import column_moments
+
+    x = rng.standard_normal((3, 10, 4)).astype(dtype)
+    w = (rng.random((3, 10)) < 0.6).astype(np.float64) if weighted else np.zeros((0, 0))
+    sums, squares, counts = np.empty((3, 4)), np.empty((3, 4)), np.empty(3)
+    column_moments(x, stride, w, sums, squares, counts)
+    for g in range(3):
+        rows = range(0, 10, stride)
+        weight = [float(w[g, i]) if weighted else 1.0 for i in rows]
+        assert counts[g] == sum(weight)
+        for j in range(4):
+            values = [float(x[g, i, j]) for i in rows]
+            expected = sum(a * b for a, b in zip(weight, values, strict=True))
+            assert sums[g, j] == pytest.approx(expected, rel=1e-13, abs=1e-13)
+            expected = sum(a * b * b for a, b in zip(weight, values, strict=True))
+            assert squares[g, j] == pytest.approx(expected, rel=1e-13, abs=1e-13)
+
+
+def test_attention_fit_uses_evenly_spaced_positions(rng):
+    """Above FIT_POSITIONS per group the fit reads every (L // FIT_POSITIONS)-th position:
+    the same parameters as fitting the strided sample itself."""
+    from favor.gerf import FIT_POSITIONS, resolve_parameters
+
+    n = 2 * FIT_POSITIONS + 5
+    q, k = rng.standard_normal((2, 2, n, 3)), rng.standard_normal((2, 2, n, 3)) + 0.3
+    weights = (rng.random((2, n)) < 0.8).astype(np.float64)
+    for features in MAPS:
+        a, psi = resolve_parameters(features, None, q, k, weights, False, 0.7)
+        ref = fit_gerf_parameters(q[..., ::2, :], k[..., ::2, :], features, weights[..., ::2], 0.7)
+        np.testing.assert_allclose(a, ref.a.reshape(-1), rtol=1e-12)
+        if psi is not None:
+            np.testing.assert_allclose(psi, ref.psi.reshape(-1, 3), rtol=1e-12)
