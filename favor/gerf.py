@@ -137,7 +137,7 @@ def _column_moments(
     x: np.ndarray, weights: np.ndarray | None, stride: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column sums, sums of squares (shape (..., d)) and counts (...) of every ``stride``-th
-    row, in float64 (:func:`favor._jit.gerf_rows.column_moments`, one parallel pass)."""
+    row, in float64 (:func:`favor._jit.gerf_rows.column_moments`, one compiled pass)."""
     from favor._jit.gerf_rows import column_moments
 
     lead, (n_rows, d) = x.shape[:-2], x.shape[-2:]
@@ -571,7 +571,7 @@ def augmented_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(Psi q, 1)`` and ``(Psi^-1 k, 1)`` per group, shapes (G, L, d+1), inputs' dtype.
 
-    One parallel pass per input (:func:`favor._jit.gerf_rows.augment`; the entries are
+    One compiled pass per input (:func:`favor._jit.gerf_rows.augment`; the entries are
     NumPy's ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
     """
     from favor._jit.gerf_rows import augment
