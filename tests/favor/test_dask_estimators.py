@@ -11,6 +11,7 @@ from tests.dask_support import compute
 from tests.tiers import covering_product
 
 da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
 
 FEATURES = ["trigonometric", "positive", "hyperbolic"]
 
@@ -67,9 +68,12 @@ def test_fit_oprf_is_a_lazy_reduction_equal_to_in_memory(rng, monkeypatch):
         seen.append(block.shape[0])
         return block
 
-    lazy = FavorSampler(features="oprf", gamma=0.5, random_state=0).fit(
-        dX.map_blocks(record, dtype=X.dtype)
-    )
+    # The synchronous scheduler: ``seen`` lives in this process (a session cluster, if
+    # one is running, would record in its workers).
+    with dask.config.set(scheduler="sync"):
+        lazy = FavorSampler(features="oprf", gamma=0.5, random_state=0).fit(
+            dX.map_blocks(record, dtype=X.dtype)
+        )
     eager = FavorSampler(features="oprf", gamma=0.5, random_state=0).fit(X)
     assert max(seen, default=0) <= 100  # block by block
     assert sum(seen) == 900  # each block once: one pass
