@@ -216,6 +216,7 @@ def test_torch_equals_numpy_with_the_sign_rule_and_gradients(causal, rng):
     assert all(torch.isfinite(t.grad).all() for t in tensors)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_torch_gradcheck():
     torch = pytest.importorskip("torch")
