@@ -34,6 +34,8 @@ E7    decoding step by step = causal attention                    formulas §1.3
 E8    torch backend = collapsed form (if installed)               formulas §1.3 (exact)                       engine_paths.check_torch_backend                       torch ignores masks
 S1    iid rows marginally N(0, I) at every position               formulas §3.1                               sampler_moments.check_sampler_marginals                rows x 1.01
 S2    orthogonal rows N(0, I) incl. the partial block             Performers Sec. 2.4; formulas §3.1          sampler_moments.check_sampler_marginals                x 1.01; QR; partial
+S3    qmc rows N(0, I) at every position                          formulas §6.7                               sampler_moments.check_sampler_marginals                rows x 1.01
+S4    simplex rows N(0, I); block cosines -1/(d-1)                formulas §6.2                               sampler_moments.check_sampler_marginals                x 1.01; orthogonal blocks
 R1    estimate_attention_error = measured error                   Performers Lemma 2; formulas §2.4           error_prediction.check_error_prediction                estimate x 2
 U1    positive x iid unbiased for SM (d=4, m=8, 3 pairs)          Performers Lemma 1; formulas §2.3           unbiasedness.check_unbiased                            features x 1.05
 U2    positive x iid unbiased for the Gaussian kernel             Lemma 1 + formulas §1.1                     unbiasedness.check_unbiased                            features x 1.05
@@ -65,6 +67,10 @@ C2    (info) P[sup error >= delta] vs Rahimi-Recht bound          Rahimi & Recht
 A1    normalised attention MSE = 2nd-order expansion in 1/m       Performers Eq. 4; formulas §1.3             attention_error.check_attention_mse                    fixed norms
 A2    normalised attention bias = 2nd-order expansion in 1/m      Performers Sec. 2.2; formulas §1.3 [A6]     attention_error.check_attention_bias                   engine epsilon 1e-4
 ====  ==========================================================  ==========================================  =====================================================  ==========================
+
+The S claims are generated from ``favor.registry.SAMPLERS`` (one per sampler documented
+as marginally N(0, I_d); :func:`theory.registry.sampler_claims`): a registered sampler
+gets its claim without other edits.
 
 (*) Fixed norms do *not* bias ReLU features: the arc-cosine kernel is homogeneous of
 degree 2 in :math:`\omega` and :math:`E\lVert\omega\rVert^2 = d` for both norm laws, so

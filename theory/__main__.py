@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         0 if every selected claim passed, 1 if one failed, 2 for a usage error (one line on
         stderr; nothing was run). ``--help`` exits through :class:`SystemExit` as usual.
     """
-    from theory.registry import CLAIMS, get_claim
+    from theory.registry import current_claims
 
-    known = [spec.claim_id for spec in CLAIMS]
+    table = {spec.claim_id: spec for spec in current_claims()}
+    known = list(table)
     try:
         args = _parser().parse_args(argv)
         ids, out = _validate(args, known)
@@ -254,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m theory: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.list:
-        for spec in CLAIMS:
+        for spec in table.values():
             print(f"{spec.claim_id:4s} {spec.statement}")
         return EXIT_OK
     profile = args.profile or "quick"
-    return _run(args, [get_claim(c) for c in ids], out, profile)
+    return _run(args, [table[c] for c in ids], out, profile)
 
 
 def _run(args: argparse.Namespace, specs: list[Any], out: Path | None, profile: str) -> int:

@@ -13,8 +13,9 @@ oracle :mod:`theory.gerf_forms` and returns a :class:`~theory.results.ClaimCheck
 * :func:`check_attention_ratio_of_means` -- in attention, the ratio of the expected
   numerator and normaliser of OPRF attention is exact softmax attention (the constants of
   the features cancel only in the softmax-kernel form);
-* :func:`check_hybrid_mse` -- favor's hybrid features are unbiased with the derived MSE
-  [H-mse]; :func:`check_hybrid_exact_ends` -- for equal norms their estimate is exact at
+* :func:`check_hybrid_mse` (defined in :mod:`theory.hybrid_mse`: a median-of-means rule,
+  valid for the heavy tails of the squared error) -- favor's hybrid features are unbiased
+  with the derived MSE [H-mse]; :func:`check_hybrid_exact_ends` -- for equal norms their estimate is exact at
   :math:`\theta \in \{0, \pi\}` [H-mse0].
 
 Statistics as elsewhere (formulas §8.2): per-case z-scores against the closed form with
@@ -33,6 +34,7 @@ from theory import gerf_forms
 from theory._cases import default_pairs
 from theory._evidence import ratio_check
 from theory._stats import FALSE_ALARM
+from theory.hybrid_mse import check_hybrid_mse
 from theory.montecarlo import draw_projections
 from theory.results import ClaimCheck
 
@@ -392,68 +394,6 @@ def _hybrid_fn(x: np.ndarray, w: np.ndarray, w2: np.ndarray, *, role: str) -> np
     from favor.hybrid import hybrid_features
 
     return hybrid_features(x, w, w2, role=role)
-
-
-def check_hybrid_mse(
-    *,
-    n_features: int = 4,
-    n_components: int = 4,
-    n_angular: int = 3,
-    n_trials: int = 10_000,
-    seed: int = 1304,
-    alpha: float = FALSE_ALARM,
-    features: Callable[..., np.ndarray] | None = None,
-) -> ClaimCheck:
-    r"""Check favor's hybrid features: mean = :math:`e^{x^T y}` and MSE = :func:`theory.gerf_forms.mse_hybrid`.
-
-    Three pairs with equal or near-equal norms at angles near 0, :math:`\pi/2` and near
-    :math:`\pi`, where the two conventions' MSEs differ; i.i.d. rows. Cases: the three means
-    and the three MSEs (six z-scores, Bonferroni).
-
-    Parameters
-    ----------
-    n_features, n_components, n_angular, n_trials, seed, alpha
-        Sizes, root seed, declared false-alarm rate.
-    features : callable, optional
-        ``features(x, w, w2, role=...)`` under test; :func:`hybrid_trig_weighted` is the
-        negative control.
-
-    Returns
-    -------
-    ClaimCheck
-        Worst ratio (mean/kernel or MC MSE/closed form).
-    """
-    features = _hybrid_fn if features is None else features
-    x = np.zeros((3, n_features))
-    y = np.zeros((3, n_features))
-    x[0, :2], y[0, :2] = [0.7, 0.0], [0.65, 0.2]
-    x[1, :2], y[1, :2] = [0.6, 0.0], [0.0, 0.6]
-    x[2, :2], y[2, :2] = [0.7, 0.0], [-0.66, 0.15]
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    est = np.empty((n_trials, 3))
-    for t0 in range(0, n_trials, 4096):
-        n = min(4096, n_trials - t0)
-        w = draw_projections("iid", n_components, n_features, n, rng)
-        w2 = draw_projections("iid", n_angular, n_features, n, rng)
-        for t in range(n):
-            fq = features(x, w[t], w2[t], role="query")
-            fk = features(y, w[t], w2[t], role="key")
-            est[t0 + t] = np.sum(fq * fk, axis=-1)
-    kernel = np.exp(np.sum(x * y, axis=-1))
-    err = (est - kernel) ** 2
-    mse = gerf_forms.mse_hybrid(x, y, n_components, n_angular)
-    means = np.concatenate([est.mean(0), err.mean(0)])
-    se = np.concatenate([est.std(0, ddof=1), err.std(0, ddof=1)]) / np.sqrt(n_trials)
-    return ratio_check(
-        "hybrid (angular, weight on hyperbolic): unbiased, MSE = closed form",
-        "Choromanski et al. 2022 (HRF); formulas §6.5 [H-mean, H-mse]",
-        means,
-        se,
-        np.concatenate([kernel, mse]),
-        alpha=alpha,
-        n_trials=n_trials,
-        seed=seed,
-    )
 
 
 def check_hybrid_exact_ends(

@@ -22,6 +22,7 @@ from theory import (
     engine_paths,
     error_prediction,
     gerf_claims,
+    hybrid_mse,
     orthogonality,
     sampler_moments,
     unbiasedness,
@@ -37,7 +38,15 @@ from theory.coupling_claims import claim_specs as coupling_claim_specs
 from theory.orthogonal_forms import orthogonal_pair_covariance
 from theory.results import ClaimCheck
 
-__all__ = ["CLAIMS", "PROFILES", "ClaimSpec", "get_claim", "run_claim"]
+__all__ = [
+    "CLAIMS",
+    "PROFILES",
+    "ClaimSpec",
+    "current_claims",
+    "get_claim",
+    "run_claim",
+    "sampler_claims",
+]
 
 PROFILES = ("quick", "full")
 
@@ -216,35 +225,68 @@ def _engine_specs() -> list[ClaimSpec]:
     return specs
 
 
-def _sampler_specs() -> list[ClaimSpec]:
-    return [
-        ClaimSpec(
-            "S1",
-            "i.i.d. projections: every row is marginally N(0, I_d) (m = 20, d = 8)",
-            sampler_moments.check_sampler_marginals,
-            {"sampler": "iid", "seed": 1001},
-            {"n_trials": 40_000},
-            {"rows x 1.01": _scaled_sampler("iid")},
-        ),
-        ClaimSpec(
-            "S2",
-            "orthogonal chi-norm projections: every row position, including the partial "
-            "last block, is marginally N(0, I_d), block directions orthonormal (m = 20, d = 8)",
-            sampler_moments.check_sampler_marginals,
-            {"sampler": "orthogonal", "seed": 1002},
-            {"n_trials": 40_000},
-            {
-                "rows x 1.01": _scaled_sampler("orthogonal"),
-                "QR without sign fix": _unsigned,
-                "partial block with fixed norms": _mutation("partial-block-fixed-norms"),
-            },
-        ),
-    ]
+#: Sizes of the generated S claims (default 4000 trials): a Sobol engine costs ~7 ms per
+#: draw, a simplex block ~1 ms.
+_S_TRIALS = {"qmc": 400, "simplex": 2000}
+
+
+def _other_geometry(cosine: float) -> dict[str, Any]:
+    # Orthogonal blocks checked against another block geometry's cosine.
+    from theory.montecarlo import resolve_sampler
+
+    return {"sampler": resolve_sampler("orthogonal"), "block_cosine": cosine}
+
+
+def sampler_claims() -> list[ClaimSpec]:
+    """The S claims, generated from ``favor.registry.SAMPLERS`` as it is now.
+
+    One claim per registered sampler whose documented marginal law is N(0, I_d)
+    (:func:`theory.sampler_moments.gaussian_samplers`; ``S1`` = iid, ``S2`` = orthogonal,
+    then registration order), each with the negative control "rows x 1.01"; the
+    orthogonal sampler also with an unsigned QR and a partial block with fixed norms, the
+    samplers with an exact block geometry with rows of another geometry.
+
+    Returns
+    -------
+    list of ClaimSpec
+        The S claims.
+    """
+    import favor.registry
+    from theory.sampler_moments import BLOCK_COSINES, gaussian_samplers
+
+    specs = []
+    for i, name in enumerate(gaussian_samplers(), start=1):
+        entry = favor.registry.SAMPLERS[name]
+        controls: dict[str, Callable[[], dict[str, Any]]] = {"rows x 1.01": _scaled_sampler(name)}
+        if name == "orthogonal":
+            controls["QR without sign fix"] = _unsigned
+            controls["partial block with fixed norms"] = _mutation("partial-block-fixed-norms")
+        elif name in BLOCK_COSINES:
+            controls["orthogonal blocks"] = partial(_other_geometry, BLOCK_COSINES[name](8))
+        geometry = (
+            f"; block direction cosines {BLOCK_COSINES[name](8):.3g}"
+            if name in BLOCK_COSINES
+            else ""
+        )
+        trials = _S_TRIALS.get(name, 4000)
+        specs.append(
+            ClaimSpec(
+                f"S{i}",
+                f"{name} projections ({entry.coupling.split(';')[0]}): every row position, "
+                f"including a partial last block, is marginally N(0, I_d){geometry} "
+                "(m = 20, d = 8)",
+                sampler_moments.check_sampler_marginals,
+                {"sampler": name, "seed": 1000 + i, "n_trials": trials},
+                {"n_trials": 10 * trials},
+                controls,
+            )
+        )
+    return specs
 
 
 CLAIMS: tuple[ClaimSpec, ...] = (
     *_engine_specs(),
-    *_sampler_specs(),
+    *sampler_claims(),
     ClaimSpec(
         "R1",
         "favor.estimate_attention_error equals the measured relative RMS error of the FAVOR "
@@ -395,7 +437,7 @@ GERF_CLAIMS: tuple[ClaimSpec, ...] = (
         "H1",
         "angular hybrid features (sign-estimated weight on the hyperbolic estimate) are "
         "unbiased with the derived MSE",
-        gerf_claims.check_hybrid_mse,
+        hybrid_mse.check_hybrid_mse,
         full={"n_trials": 100_000},
         controls={
             "weight on the trigonometric estimate": lambda: {
@@ -419,6 +461,29 @@ CLAIMS = (*CLAIMS, *GERF_CLAIMS)
 CLAIMS = (*CLAIMS, *coupling_claim_specs(ClaimSpec))
 
 
+def current_claims() -> tuple[ClaimSpec, ...]:
+    """:data:`CLAIMS` with the S claims regenerated from ``favor.registry.SAMPLERS`` now.
+
+    A sampler registered after :mod:`theory` was imported (``favor.registry.
+    register_sampler``) gets its S claim here; ``python -m theory`` and :func:`get_claim`
+    use this table.
+
+    Returns
+    -------
+    tuple of ClaimSpec
+        The claims, S claims in place.
+    """
+    generated = sampler_claims()
+    out: list[ClaimSpec] = []
+    for spec in CLAIMS:
+        if spec.check is sampler_moments.check_sampler_marginals:
+            out.extend(generated)
+            generated = []
+        else:
+            out.append(spec)
+    return tuple(out)
+
+
 def get_claim(claim_id: str) -> ClaimSpec:
     """Return the claim with this id.
 
@@ -432,10 +497,11 @@ def get_claim(claim_id: str) -> ClaimSpec:
     ClaimSpec
         The claim.
     """
-    for spec in CLAIMS:
+    table = current_claims()
+    for spec in table:
         if spec.claim_id == claim_id:
             return spec
-    raise ValueError(f"claim_id must be one of {[s.claim_id for s in CLAIMS]}, got {claim_id!r}")
+    raise ValueError(f"claim_id must be one of {[s.claim_id for s in table]}, got {claim_id!r}")
 
 
 def run_claim(
