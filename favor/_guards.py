@@ -30,6 +30,7 @@ import numpy as np
 
 __all__ = [
     "ACCURACY_WARNING_THRESHOLD",
+    "ALWAYS_AVAILABLE_BYTES",
     "FavorAccuracyWarning",
     "available_memory",
     "check_finite_result",
@@ -79,8 +80,16 @@ def _human(n_bytes: float) -> str:
     return f"{n_bytes:.3g} PiB"  # pragma: no cover
 
 
+#: Allocations up to this size are not checked: every machine that runs Python has it, and
+#: reading ``/proc/meminfo`` would cost more than the allocation (samplers in tight loops).
+ALWAYS_AVAILABLE_BYTES = 16 * 2**20
+
+
 def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str = "") -> None:
     """Refuse an allocation of ``shape`` and ``dtype`` larger than the available memory.
+
+    Allocations of at most :data:`ALWAYS_AVAILABLE_BYTES` pass without a look at the
+    available memory.
 
     Parameters
     ----------
@@ -104,6 +113,8 @@ def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str 
     except TypeError:  # a torch dtype
         itemsize = dtype.itemsize
     n_bytes = math.prod(int(s) for s in shape) * int(itemsize)
+    if n_bytes <= ALWAYS_AVAILABLE_BYTES:
+        return
     limit = available_memory()
     if limit is None or n_bytes <= limit:
         return

@@ -86,9 +86,9 @@ def critical_z(alpha: float = FALSE_ALARM, n_tests: int = 1, *, two_sided: bool 
     float
         The critical value.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return float(norm.isf(bonferroni(alpha, n_tests) / (2 if two_sided else 1)))
+    return float(-ndtri(bonferroni(alpha, n_tests) / (2 if two_sided else 1)))
 
 
 def mean_interval(
@@ -201,13 +201,13 @@ def clopper_pearson(
     tuple of float
         ``(low, high)``.
     """
-    from scipy.stats import beta
+    from scipy.special import betaincinv
 
     k, n = int(successes), int(n_trials)
     if not 0 <= k <= n or n < 1:
         raise ValueError(f"need 0 <= successes <= n_trials and n_trials >= 1, got {k}, {n}")
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.isf(alpha / 2, k + 1, n - k))
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
     return low, high
 
 
@@ -228,12 +228,12 @@ def binomial_upper_bound(successes: int, n_trials: int, alpha: float = FALSE_ALA
     float
         The upper bound.
     """
-    from scipy.stats import beta
+    from scipy.special import betaincinv
 
     k, n = int(successes), int(n_trials)
     if not 0 <= k <= n or n < 1:
         raise ValueError(f"need 0 <= successes <= n_trials and n_trials >= 1, got {k}, {n}")
-    return 1.0 if k == n else float(beta.isf(alpha, k + 1, n - k))
+    return 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha))
 
 
 def loglog_slope(x: Any, y: Any, alpha: float = FALSE_ALARM) -> tuple[float, float, float, float]:
@@ -298,13 +298,13 @@ def required_trials(
     int
         The number of trials.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
     if effect == 0 or sd <= 0 or not 0 < power < 1:
         raise ValueError(
             f"need effect != 0, sd > 0 and power in (0, 1), got {effect}, {sd}, {power}"
         )
-    z = critical_z(alpha, n_tests) + float(norm.isf(1 - power))
+    z = critical_z(alpha, n_tests) + float(-ndtri(1 - power))
     return int(np.ceil((z * sd / abs(effect)) ** 2))
 
 
@@ -333,11 +333,11 @@ def power(
     float
         The power.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtr
 
     z = critical_z(alpha, n_tests)
     shift = abs(effect) * np.sqrt(n_trials) / sd
-    return float(norm.sf(z - shift) + norm.cdf(-z - shift))
+    return float(ndtr(shift - z) + ndtr(-z - shift))
 
 
 def resolving_power(
@@ -375,9 +375,9 @@ def resolving_power(
     float
         The smallest detected relative shift.
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    z = critical_z(alpha, n_tests, two_sided=two_sided) + float(norm.isf(1 - power))
+    z = critical_z(alpha, n_tests, two_sided=two_sided) + float(-ndtri(1 - power))
     rel = np.atleast_1d(np.abs(np.asarray(relative_se, dtype=np.float64)))
     return float(z * np.min(rel))
 

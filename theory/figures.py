@@ -7,7 +7,7 @@ r"""Figures: closed-form curves over Monte Carlo points with intervals (matplotl
 * :func:`figure_attention_error` -- MSE of the normalised FAVOR+ attention matrix against
   ``m`` for several ``L``, with the first-order delta-method curves;
 * :mod:`theory.figures_claims` -- one figure for each other claim family (C1's sup error
-  against ``m`` with the fitted slope, U, S, E, R1).
+  against ``m`` with the fitted slope, U, S, E, R1, G and H together, K and W together).
 
 Every point is measured by the public API in the same call (nothing is pasted in);
 error bars are 95% CLT intervals (a display choice; the claims use 1e-6 rules).

@@ -1,4 +1,4 @@
-r"""Figures for the claim families without one in :mod:`theory.figures` (C, U, S, E, R).
+r"""Figures for the claim families without one in :mod:`theory.figures` (C, U, S, E, R, G, H, K, W).
 
 * :func:`figure_sup_error_rate` -- C1: median sup error of the Gram estimate against ``m``
   (log-log) with the fitted slope and its interval, against the :math:`m^{-1/2}` claim;
@@ -9,7 +9,10 @@ r"""Figures for the claim families without one in :mod:`theory.figures` (C, U, S
 * :func:`figure_engine_paths` -- E: relative deviation of every engine path from the
   collapsed-form oracle, against the tolerances;
 * :func:`figure_error_prediction` -- R1: measured against predicted relative RMS error
-  of the normaliser, per regime.
+  of the normaliser, per regime;
+* :func:`figure_claim_estimates` -- G, H (FAVOR++, SADERF, hybrid) and K, W (couplings
+  and kernels): each claim's own estimate relative to its target with its interval at the
+  declared rate, and the exact checks' deviations against their tolerances.
 
 Every point is measured in the same call (the checks' own evidence is plotted).
 """
@@ -23,6 +26,7 @@ import numpy as np
 from theory.figures import _pyplot, _save
 
 __all__ = [
+    "figure_claim_estimates",
     "figure_engine_paths",
     "figure_error_prediction",
     "figure_sampler_moments",
@@ -131,16 +135,20 @@ def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     rng = np.random.default_rng(12)
+    from theory.registry import _S_TRIALS
+
     for i, name in enumerate(favor.registry.SAMPLERS):
-        w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n_trials)])
+        # Costly samplers (a Sobol engine per draw) get their S claim's share of the draws.
+        n = max(100, n_trials * _S_TRIALS.get(name, 4000) // 4000)
+        w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n)])
         sq = (w**2).sum(-1) / d
-        ax.errorbar(np.arange(m) + 0.1 * i, sq.mean(0), yerr=_Z95 * sq.std(0) / np.sqrt(n_trials),
-                    fmt="o", ms=4, capsize=2, label=name)  # fmt: skip
+        ax.errorbar(np.arange(m) + 0.1 * i, sq.mean(0), yerr=_Z95 * sq.std(0) / np.sqrt(n),
+                    fmt="o", ms=4, capsize=2, label=f"{name} ({n} draws)")  # fmt: skip
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axvspan((m // d) * d - 0.5, m - 0.5, color="0.9", label="partial block")
     ax.set_xlabel("row position r")
     ax.set_ylabel("E |w_r|^2 / d (95% intervals)")
-    ax.set_title(f"S: row scale per position (m = {m}, d = {d}), {n_trials} draws")
+    ax.set_title(f"S: row scale per position (m = {m}, d = {d})")
     ax.legend()
     return _save(plt, fig, path)
 
@@ -224,8 +232,63 @@ def figure_error_prediction(path: str | Path, *, n_trials: int = 2000) -> Path:
     return _save(plt, fig, path)
 
 
+def figure_claim_estimates(path: str | Path, families: str, *, scale: int = 1) -> Path:
+    """Claims of the given families: estimate / target with intervals; exact deviations.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output PNG.
+    families : str
+        Claim id prefixes, e.g. ``"GH"``.
+    scale : int, default=1
+        1: the claims' quick sizes; more: their ``--full`` sizes.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from theory.registry import current_claims, run_claim
+
+    specs = [s for s in current_claims() if s.claim_id[0] in families and not s.informational]
+    profile = "full" if scale > 1 else "quick"
+    results = [run_claim(spec, profile=profile) for spec in specs]
+    ratio = [(s, r) for s, r in zip(specs, results, strict=True) if r.target]
+    exact = [(s, r) for s, r in zip(specs, results, strict=True) if not r.target]
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(10.0, 0.3 * max(len(ratio), len(exact)) + 1.6),
+        gridspec_kw={"width_ratios": (2, 1)},
+    )  # fmt: skip
+    y = np.arange(len(ratio))[::-1]
+    est = np.array([r.estimate / r.target for _, r in ratio])
+    lo = np.array([r.interval[0] / r.target for _, r in ratio])
+    hi = np.array([r.interval[1] / r.target for _, r in ratio])
+    colours = ["C0" if r.passed else "C3" for _, r in ratio]
+    left.errorbar(est, y, xerr=[est - lo, hi - est], fmt="none", ecolor=colours, capsize=2)
+    left.scatter(est, y, c=colours, s=14, zorder=3)
+    left.axvline(1.0, color="k", lw=0.8)
+    left.set_yticks(y, [f"{s.claim_id} {s.statement[:48]}" for s, _ in ratio], fontsize=6)
+    left.set_xlabel("estimate / target (a bound for one-sided claims), interval at alpha")
+    left.set_title(f"{', '.join(families)}: Monte Carlo claims ({profile} sizes)", fontsize=9)
+    if exact:
+        ye = np.arange(len(exact))[::-1]
+        dev = [max(abs(r.estimate), 1e-17) for _, r in exact]
+        tol = [r.resolving_power or np.nan for _, r in exact]
+        right.scatter(dev, ye, s=14, label="deviation")
+        right.scatter(tol, ye, marker="|", s=60, color="C3", label="tolerance")
+        right.set_xscale("log")
+        right.set_yticks(ye, [s.claim_id for s, _ in exact])
+        right.set_xlabel("exact checks: deviation")
+        right.legend(fontsize=7)
+    else:
+        right.set_axis_off()
+    return _save(plt, fig, path)
+
+
 def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
-    """Write the C, U, S, E and R figures into ``out_dir``.
+    """Write the C, U, S, E, R, G/H and K/W figures into ``out_dir``.
 
     Parameters
     ----------
@@ -247,4 +310,6 @@ def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
         figure_sampler_moments(out / "sampler_moments.png", n_trials=2000 * scale),
         figure_engine_paths(out / "engine_paths.png"),
         figure_error_prediction(out / "error_prediction.png", n_trials=1000 * scale),
+        figure_claim_estimates(out / "gerf_hybrid_claims.png", "GH", scale=scale),
+        figure_claim_estimates(out / "coupling_claims.png", "KW", scale=scale),
     ]

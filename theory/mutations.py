@@ -14,7 +14,11 @@ How to use the hook
   stderr; names are the keys of :data:`MUTATIONS`.
 * ``with mutated("<name>"): ...`` -- in-process, restored on exit (negative controls).
 * ``python -m theory.mutations`` lists the catalogue; ``python -m theory.mutations NAME``
-  runs the claims listed as catching it, under the mutation, and exits 1 if any fails.
+  runs the claims listed as catching it, under the mutation, and exits 1 if any fails;
+  ``python -m theory.mutations --scan [--workers N] [NAME ...]`` runs *every* claim
+  under each mutation (:func:`scan`) and prints the claims that catch it (exit 1 if a
+  bug is not caught or a listed claim passes): the source of the catalogue's
+  ``caught_by`` lists and of the table in ``docs/theory.md``.
 
 Where the patches go: the registry's extension hooks (``favor.registry.register_feature_map``,
 ``register_sampler``)
@@ -46,6 +50,7 @@ __all__ = [
     "apply_mutation",
     "mutated",
     "numpy_kernel",
+    "scan",
 ]
 
 #: The environment variable read when :mod:`theory` is imported.
@@ -609,12 +614,79 @@ def apply_from_environment() -> str | None:
     return name
 
 
+def _scan_one(name: str, claim_id: str) -> bool:
+    """Whether ``claim_id`` fails (quick profile) with mutation ``name`` applied."""
+    from theory.registry import run_claim
+
+    with mutated(name):
+        return not run_claim(claim_id).passed
+
+
+def scan(names: list[str] | None = None, *, workers: int = 1) -> dict[str, tuple[str, ...]]:
+    """Run every claim under every mutation (quick profile): which claims catch which bug.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Mutations to scan (default: the whole catalogue; torch bugs only with PyTorch).
+    workers : int, default=1
+        Worker processes (each runs whole (mutation, claim) tasks; results are identical
+        to a serial scan, every claim having its own seed).
+
+    Returns
+    -------
+    dict
+        Mutation name -> ids of the non-informational claims that fail under it, in the
+        claim table's order (informational claims never fail a run).
+    """
+    import importlib.util
+
+    from theory.registry import current_claims
+
+    if names is None:
+        has_torch = importlib.util.find_spec("torch") is not None
+        names = [n for n in MUTATIONS if has_torch or not n.startswith("torch")]
+    ids = [spec.claim_id for spec in current_claims() if not spec.informational]
+    tasks = [(name, claim_id) for name in names for claim_id in ids]
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            failed = list(pool.map(_scan_one, *zip(*tasks, strict=True), chunksize=8))
+    else:
+        failed = [_scan_one(name, claim_id) for name, claim_id in tasks]
+    caught: dict[str, list[str]] = {name: [] for name in names}
+    for (name, claim_id), fail in zip(tasks, failed, strict=True):
+        if fail:
+            caught[name].append(claim_id)
+    return {name: tuple(found) for name, found in caught.items()}
+
+
 def _main(argv: list[str]) -> int:
     if not argv:
         width = max(map(len, MUTATIONS))
         for m in MUTATIONS.values():
             print(f"{m.name:{width}s}  {', '.join(m.caught_by) or '-':24s}  {m.description}")
         return 0
+    if argv[0] == "--scan":
+        workers = 1
+        rest = argv[1:]
+        if rest[:1] == ["--workers"]:
+            workers, rest = int(rest[1]), rest[2:]
+        result = scan(rest or None, workers=workers)
+        missed = False
+        for name, found in result.items():
+            listed = set(MUTATIONS[name].caught_by)
+            note = (
+                ""
+                if listed <= set(found)
+                else f"  (listed but passing: {sorted(listed - set(found))})"
+            )
+            missed |= not found or bool(note)
+            print(f"{name}: {', '.join(found) or 'NOT CAUGHT'}{note}", flush=True)
+        return 1 if missed else 0
     from theory.registry import run_claim
 
     failed = False

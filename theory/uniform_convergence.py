@@ -201,7 +201,7 @@ def check_failure_frequency(
     ClaimCheck
         Estimate: observed failure frequency, with its exact interval.
     """
-    from scipy.stats import beta
+    from scipy.special import betaincinv
 
     pts = ring_points()
     n_features, diameter = 2, 2.0
@@ -221,7 +221,7 @@ def check_failure_frequency(
         ),
     )
     k = int(np.sum(errors >= delta))
-    lower = 0.0 if k == 0 else float(beta.ppf(alpha, k, n_trials - k + 1))
+    lower = 0.0 if k == 0 else float(betaincinv(k, n_trials - k + 1, alpha))
     upper = binomial_upper_bound(k, n_trials, alpha)
     return ClaimCheck(
         name=name or "failure frequency <= Rahimi-Recht bound",
