@@ -266,8 +266,9 @@ def figure_claim_estimates(path: str | Path, families: str, *, scale: int = 1) -
     lo = np.array([r.interval[0] / r.target for _, r in ratio])
     hi = np.array([r.interval[1] / r.target for _, r in ratio])
     colours = ["C0" if r.passed else "C3" for _, r in ratio]
-    left.errorbar(est, y, xerr=[est - lo, hi - est], fmt="none", ecolor=colours, capsize=2)
-    left.scatter(est, y, c=colours, s=14, zorder=3)
+    for i, colour in enumerate(colours):
+        left.errorbar(est[i], y[i], xerr=[[est[i] - lo[i]], [hi[i] - est[i]]], fmt="o", ms=4,
+                      color=colour, capsize=2)  # fmt: skip
     left.axvline(1.0, color="k", lw=0.8)
     left.set_yticks(y, [f"{s.claim_id} {s.statement[:48]}" for s, _ in ratio], fontsize=6)
     left.set_xlabel("estimate / target (a bound for one-sided claims), interval at alpha")

@@ -194,3 +194,38 @@ def test_a_failed_claim_exits_1(monkeypatch, capsys):
     monkeypatch.setattr(theory.report, "run_claim", failing)
     assert main(["--claims", "O2"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_claim_estimate_figure_is_written(tmp_path):
+    from theory.figures_claims import figure_claim_estimates
+
+    path = figure_claim_estimates(tmp_path / "h.png", "H")
+    assert path.stat().st_size > 10_000
+
+
+def test_every_claim_family_has_a_figure():
+    import inspect
+
+    from theory.figures import write_figures
+    from theory.figures_claims import write_claim_figures
+    from theory.registry import CLAIMS
+
+    source = inspect.getsource(write_figures) + inspect.getsource(write_claim_figures)
+    covered = {
+        "E": "figure_engine_paths",
+        "S": "figure_sampler_moments",
+        "R": "figure_error_prediction",
+        "U": "figure_unbiasedness",
+        "V": "figure_mse_vs_kernel",
+        "P": "figure_mse_vs_kernel",
+        "O": "figure_orthogonal_vs_iid",
+        "C": "figure_sup_error_rate",
+        "A": "figure_attention_error",
+        "G": '"GH"',
+        "H": '"GH"',
+        "K": '"KW"',
+        "W": '"KW"',
+    }
+    assert {spec.claim_id[0] for spec in CLAIMS} <= set(covered)
+    for family, marker in covered.items():
+        assert marker in source, family
