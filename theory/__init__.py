@@ -36,6 +36,7 @@ S1    iid rows marginally N(0, I) at every position               formulas §3.1
 S2    orthogonal rows N(0, I) incl. the partial block             Performers Sec. 2.4; formulas §3.1          sampler_moments.check_sampler_marginals                x 1.01; QR; partial
 S3    qmc rows N(0, I) at every position                          formulas §6.7                               sampler_moments.check_sampler_marginals                rows x 1.01
 S4    simplex rows N(0, I); block cosines -1/(d-1)                formulas §6.2                               sampler_moments.check_sampler_marginals                x 1.01; orthogonal blocks
+S5    simplex+ rows N(0, I) at every position                     formulas §6.2                               sampler_moments.check_sampler_marginals                rows x 1.01
 R1    estimate_attention_error = measured error                   Performers Lemma 2; formulas §2.4           error_prediction.check_error_prediction                estimate x 2
 U1    positive x iid unbiased for SM (d=4, m=8, 3 pairs)          Performers Lemma 1; formulas §2.3           unbiasedness.check_unbiased                            features x 1.05
 U2    positive x iid unbiased for the Gaussian kernel             Lemma 1 + formulas §1.1                     unbiasedness.check_unbiased                            features x 1.05

@@ -239,8 +239,8 @@ def _engine_specs() -> list[ClaimSpec]:
 
 
 #: Sizes of the generated S claims (default 4000 trials): a Sobol engine costs ~7 ms per
-#: draw, a simplex block ~1 ms.
-_S_TRIALS = {"qmc": 400, "simplex": 2000}
+#: draw, a simplex block ~1 ms, a norm-dependent simplex block ~2 ms.
+_S_TRIALS = {"qmc": 400, "simplex": 2000, "simplex+": 1000}
 
 
 def _other_geometry(cosine: float) -> dict[str, Any]:
