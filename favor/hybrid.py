@@ -131,7 +131,7 @@ def _hybrid(x: np.ndarray, w: np.ndarray, w2: np.ndarray, is_query: bool) -> np.
 def registry_formula(
     x: Any, projection: np.ndarray, kernel: str, scale: float, params: np.ndarray, is_key: bool
 ) -> np.ndarray:
-    """The registry's NumPy form: hybrid features of ``scale * x`` from a stacked projection.
+    r"""The registry's NumPy form: hybrid features of ``scale * x`` from a stacked projection.
 
     ``projection`` holds the base rows followed by ``params[0]`` sign rows (the registry's
     ``sign_rows``); ``is_key`` selects :math:`\varphi_K` (else :math:`\varphi_Q`).
