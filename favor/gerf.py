@@ -337,6 +337,26 @@ def _gerf(x: np.ndarray, w: np.ndarray, a: float, kernel: str) -> np.ndarray:
     return np.exp(exponent, out=exponent)
 
 
+def broadcast_parameters(
+    params: GerfParameters, lead: tuple[int, ...], d: int, expected: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``params.a`` broadcast to ``lead`` and ``params.psi`` (if any) to ``(*lead, d)``.
+
+    Raises a ValueError saying that feature_params must ``expected`` and giving the shapes
+    it got, when they do not broadcast.
+    """
+    try:
+        a = np.broadcast_to(params.a, lead)
+        psi = None if params.psi is None else np.broadcast_to(params.psi, (*lead, d))
+    except ValueError:
+        psi_shape = None if params.psi is None else params.psi.shape
+        raise ValueError(
+            f"feature_params must {expected}, got a of shape {params.a.shape} and psi of "
+            f"shape {psi_shape}"
+        ) from None
+    return a, psi
+
+
 def resolve_parameters(
     features: str,
     params: GerfParameters | None,
@@ -371,17 +391,9 @@ def resolve_parameters(
             f"feature_params must be GerfParameters fitted for features={features!r}, "
             f"got {params!r}"
         )
-    try:
-        a = np.broadcast_to(params.a, lead)
-        psi = None
-        if params.psi is not None:
-            psi = np.broadcast_to(params.psi, (*lead, d))
-    except ValueError:
-        psi_shape = None if params.psi is None else params.psi.shape
-        raise ValueError(
-            f"feature_params must broadcast to the inputs' leading axes {lead} (and d={d}), "
-            f"got a of shape {params.a.shape} and psi of shape {psi_shape}"
-        ) from None
+    a, psi = broadcast_parameters(
+        params, lead, d, f"broadcast to the inputs' leading axes {lead} (and d={d})"
+    )
     n = int(np.prod(lead, dtype=np.int64))
     return a.reshape(n), None if psi is None else psi.reshape(n, d)
 

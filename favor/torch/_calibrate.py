@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from favor.gerf import GerfParameters, fit_feature_params
+from favor.gerf import GerfParameters, broadcast_parameters, fit_feature_params
 
 __all__ = ["calibrated_parameters", "check_layer_params"]
 
@@ -32,16 +32,13 @@ def check_layer_params(features: str, feature_params: Any, num_heads: int, head_
             f"feature_params must be None or GerfParameters fitted for features={features!r} "
             f"(FavorAttention.calibrate), got {feature_params!r:.120}"
         )
-    try:
-        np.broadcast_to(feature_params.a, (num_heads,))
-        if feature_params.psi is not None:
-            np.broadcast_to(feature_params.psi, (num_heads, head_dim))
-    except ValueError:
-        psi_shape = None if feature_params.psi is None else feature_params.psi.shape
-        raise ValueError(
-            f"feature_params must hold one set per head: a of shape ({num_heads},) or (), psi "
-            f"of shape ({num_heads}, {head_dim}); got a {feature_params.a.shape}, psi {psi_shape}"
-        ) from None
+    broadcast_parameters(
+        feature_params,
+        (num_heads,),
+        head_dim,
+        f"hold one set per head: a of shape ({num_heads},) or (), psi of shape "
+        f"({num_heads}, {head_dim})",
+    )
     return feature_params
 
 
