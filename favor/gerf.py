@@ -139,6 +139,7 @@ def _column_moments(
     """Column sums, sums of squares (shape (..., d)) and counts (...) of every ``stride``-th
     row, in float64 (:func:`favor._jit.gerf_rows.column_moments`, one compiled pass)."""
     from favor._jit.gerf_rows import column_moments
+    from favor._threads import jit_threads
 
     lead, (n_rows, d) = x.shape[:-2], x.shape[-2:]
     groups = x.reshape(-1, n_rows, d)
@@ -148,7 +149,8 @@ def _column_moments(
     else:
         w = np.broadcast_to(weights, x.shape[:-1]).reshape(n, n_rows).astype(np.float64)
     sums, squares, counts = np.empty((n, d)), np.empty((n, d)), np.empty(n)
-    column_moments(groups, int(stride), np.ascontiguousarray(w), sums, squares, counts)
+    with jit_threads(n):
+        column_moments(groups, int(stride), np.ascontiguousarray(w), sums, squares, counts)
     return sums.reshape(*lead, d), squares.reshape(*lead, d), counts.reshape(lead)
 
 
@@ -587,14 +589,16 @@ def augmented_inputs(
     NumPy's ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
     """
     from favor._jit.gerf_rows import augment
+    from favor._threads import jit_threads
 
     d = qg.shape[-1]
     dtype = qg.dtype
     q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
     k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
     p = np.zeros((0, 0), dtype=dtype) if psi is None else np.ascontiguousarray(psi, dtype=dtype)
-    augment(np.ascontiguousarray(qg), p, False, q_aug)
-    augment(np.ascontiguousarray(kg), p, True, k_aug)
+    with jit_threads(qg.shape[0] * max(qg.shape[1], kg.shape[1])):
+        augment(np.ascontiguousarray(qg), p, False, q_aug)
+        augment(np.ascontiguousarray(kg), p, True, k_aug)
     return q_aug, k_aug
 
 

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import prange
 
 from favor._jit.feature_rows import exp_nonpositive, jit_rows
 
 __all__ = ["augment", "column_moments", "gerf"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cover - compiled
     r"""Per-group column sums and sums of squares of every ``stride``-th row, in float64.
 
     For group ``g`` and the rows :math:`l = 0, s, 2s, \dots` with weights :math:`w_l` (1
     when ``weights`` is empty): ``sums[g] =`` :math:`\sum_l w_l x_l`, ``squares[g] =``
     :math:`\sum_l w_l x_l^2` (per coordinate) and ``counts[g] =`` :math:`\sum_l w_l`,
-    accumulated in float64 in row order: one pass over the sampled rows, no copy (the moments of :func:`favor.gerf.fit_gerf_parameters`).
+    accumulated in float64 in row order (groups in parallel): one pass over the sampled
+    rows, no copy (the moments of :func:`favor.gerf.fit_gerf_parameters`).
 
     Parameters
     ----------
@@ -46,7 +48,7 @@ def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cov
     """
     n_groups, n_rows, d = x.shape
     weighted = weights.shape[0] > 0
-    for g in range(n_groups):
+    for g in prange(n_groups):
         count = 0.0
         for j in range(d):
             sums[g, j] = 0.0
@@ -61,14 +63,14 @@ def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cov
         counts[g] = count
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def augment(x, psi, divide, out):  # pragma: no cover - compiled
     r"""``out[g, i] = (x[g, i] * psi[g], 1)`` (or ``x / psi`` when ``divide``), in one pass.
 
-    The augmented inputs of :func:`favor.gerf.augmented_inputs` in one pass over the data
-    (serial: on a machine shared with other processes an extra parallel region costs more
-    in synchronisation than it saves; each entry is the same single rounding as NumPy's elementwise
-    ``x * psi`` or ``x / psi`` in the inputs' dtype, so the result is bit-identical).
+    The augmented inputs of :func:`favor.gerf.augmented_inputs` in one pass over the data,
+    parallel over rows (the caller sets the thread count, :mod:`favor._threads`); each
+    entry is the same single rounding as NumPy's elementwise ``x * psi`` or ``x / psi`` in
+    the inputs' dtype, so the result is bit-identical.
     ``psi`` has shape ``(G, d)`` in ``x``'s dtype, or ``(0, 0)`` for no rescaling.
 
     Parameters
@@ -81,7 +83,7 @@ def augment(x, psi, divide, out):  # pragma: no cover - compiled
     """
     n_groups, n_rows, d = x.shape
     scaled = psi.shape[0] > 0
-    for t in range(n_groups * n_rows):
+    for t in prange(n_groups * n_rows):
         g = t // n_rows
         i = t - g * n_rows
         if not scaled:
