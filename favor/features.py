@@ -158,7 +158,15 @@ def _shift(rows: Any, kernel: str, scale: float, log_const: float) -> np.ndarray
     # softmax: |x'|^2 / 2; rbf multiplies by a further exp(-|x'|^2 / 2) (formulas §1.1).
     half = half_sq_norms(rows, scale)
     shift = half if kernel == "softmax" else 2 * half
-    return (shift + rows.dtype.type(log_const))[:, None]
+    return np.ascontiguousarray(shift + rows.dtype.type(log_const), dtype=rows.dtype)
+
+
+def _exp_shifted_inplace(out: np.ndarray, shift: np.ndarray) -> None:
+    """In place: ``out = exp(out - shift[:, None])``, one fused jit pass per row
+    (:func:`favor._jit.shifted_exp.shifted_exp`)."""
+    from favor._jit.shifted_exp import shifted_exp
+
+    shifted_exp(out, shift)
 
 
 def positive(
@@ -169,8 +177,8 @@ def positive(
     m = projection.shape[0]
     out = np.empty((rows.shape[0], m), dtype=rows.dtype)
     project(rows, projection, scale, out)
-    out -= _shift(rows, kernel, scale, 0.5 * np.log(m))
-    return np.exp(out, out=out).reshape((*_lead(x), m))
+    _exp_shifted_inplace(out, _shift(rows, kernel, scale, 0.5 * np.log(m)))
+    return out.reshape((*_lead(x), m))
 
 
 def hyperbolic(
@@ -181,10 +189,9 @@ def hyperbolic(
     m = projection.shape[0]
     out = np.empty((rows.shape[0], 2 * m), dtype=rows.dtype)
     project(rows, projection, scale, out[:, :m])
-    shift = _shift(rows, kernel, scale, 0.5 * np.log(2 * m))
-    np.subtract(-out[:, :m], shift, out=out[:, m:])
-    out[:, :m] -= shift
-    return np.exp(out, out=out).reshape((*_lead(x), 2 * m))
+    np.negative(out[:, :m], out=out[:, m:])
+    _exp_shifted_inplace(out, _shift(rows, kernel, scale, 0.5 * np.log(2 * m)))
+    return out.reshape((*_lead(x), 2 * m))
 
 
 def relu(

@@ -210,3 +210,81 @@ def test_jit_scaled_cos_sin_handles_empty_input():
         features = np.empty((0, 4))
         fn(features, np.empty(0))
         assert features.shape == (0, 4)
+
+
+def _reference_shifted_exp(logits: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Slow twin of favor._jit.shifted_exp.shifted_exp: exp(l - c) in float64, row by row."""
+    out = np.empty(logits.shape, dtype=np.float64)
+    for i in range(logits.shape[0]):
+        for r in range(logits.shape[1]):
+            out[i, r] = np.exp(np.float64(logits[i, r]) - np.float64(shift[i]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (7, 3), (40, 257)])
+def test_shifted_exp_matches_numpy(dtype, n, m):
+    """The fused jit exponential against exp(l - c), within its rounding bound.
+
+    exp has condition number |argument|: rounding the two arguments ``l - M`` and
+    ``M - c`` (``M`` the row maximum) to the dtype costs up to ``eps (|l - M| + |M - c|)``
+    relative, plus a few ulp for the polynomial and the product (np.exp(l - c) in the same
+    dtype has the same first term). Logits span several scales and signs; shifts put the
+    row maxima above and below 0; entries far below the maximum underflow to 0.
+    """
+    from favor._jit.shifted_exp import shifted_exp
+
+    rng = np.random.default_rng(n + m)
+    logits = rng.standard_normal((n, m)) * rng.choice([0.1, 3.0, 40.0], size=(n, 1))
+    shift = rng.uniform(-20, 20, size=n)
+    logits, shift = logits.astype(dtype), shift.astype(dtype)
+    out = logits.copy()
+    shifted_exp(out, shift)
+    twin = _reference_shifted_exp(logits, shift)
+    assert out.dtype == dtype
+    overflows = twin > np.finfo(dtype).max  # inf in the dtype, as np.exp gives there
+    if n * m > 1000:  # the large case covers overflowing rows in float32
+        assert overflows.any() == (dtype == np.float32)
+    np.testing.assert_array_equal(np.isinf(out), overflows)
+    wide = logits.astype(np.float64)
+    top = wide.max(axis=1, keepdims=True)
+    condition = np.abs(wide - top) + np.abs(top - shift.astype(np.float64)[:, None])
+    eps, tiny = np.finfo(dtype).eps, np.finfo(dtype).tiny
+    bound = (4 + condition) * eps * twin + 4 * tiny
+    assert np.all(np.abs(out - twin)[~overflows] <= bound[~overflows])
+
+
+def test_shifted_exp_overflows_to_inf_like_numpy():
+    """Exactly the entries whose value is not representable are inf, as with np.exp."""
+    from favor._jit.shifted_exp import shifted_exp
+
+    logits = np.array([[100.0, 99.0, 30.0], [1.0, 0.0, -1.0]], dtype=np.float32)
+    shift = np.array([0.0, 0.0], dtype=np.float32)
+    shifted_exp(logits, shift)
+    assert np.isinf(logits[0, :2]).all()
+    np.testing.assert_allclose(logits[0, 2], np.exp(30.0), rtol=1e-6)  # representable
+    np.testing.assert_allclose(logits[1], np.exp([1.0, 0.0, -1.0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["positive", "hyperbolic"])
+@pytest.mark.parametrize("kernel", ["softmax", "rbf"])
+def test_exponential_formulas_match_their_plain_numpy_twins(name, kernel):
+    """favor.features' exponential maps (fused jit exponential) against the plain formulas
+    exp(+-Wx' - shift - log sqrt(m)) written with NumPy in float64."""
+    from favor import features
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 8))
+    w = rng.standard_normal((16, 8))
+    scale = 0.7
+    xs = x * scale
+    logits = xs @ w.T
+    half = 0.5 * np.einsum("ij,ij->i", xs, xs)[:, None]
+    shift = half if kernel == "softmax" else 2 * half
+    if name == "positive":
+        twin = np.exp(logits - shift - 0.5 * np.log(16))
+    else:
+        c = 0.5 * np.log(32)
+        twin = np.concatenate([np.exp(logits - shift - c), np.exp(-logits - shift - c)], axis=1)
+    got = getattr(features, name)(x, w, kernel, scale, np.zeros(0), False)
+    np.testing.assert_allclose(got, twin, rtol=1e-13)
