@@ -125,8 +125,13 @@ def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str 
     )
 
 
-def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Refuse inputs whose squared norms (times ``scale**2``) overflow their dtype.
+def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
+    r"""Refuse inputs whose squared norms (times ``scale**2``) overflow their dtype.
+
+    With :math:`a = \max |x_{ij}|`, every :math:`\lVert \text{scale}\, x\rVert^2 \le
+    d\,(\text{scale}\cdot a)^2`; when that bound is far below the dtype's largest value
+    (two reductions over ``x``) no norm is formed. Otherwise the squared norms are
+    computed and checked.
 
     Parameters
     ----------
@@ -136,29 +141,26 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> np.ndarray:
         Finite inputs (float32 or float64).
     scale : float, default=1.0
         The factor applied to ``x`` before the feature map (:math:`s = d^{-1/4}` in
-        attention, :math:`\\sqrt{2\\gamma}` for kernels).
-
-    Returns
-    -------
-    numpy.ndarray of shape (...)
-        The checked :math:`\\lVert \\text{scale}\\, x\\rVert^2` per row, in ``x``'s dtype (callers
-        reuse them instead of a second pass over ``x``).
+        attention, :math:`\sqrt{2\gamma}` for kernels).
 
     Raises
     ------
     ValueError
-        If some :math:`\\lVert \\text{scale}\\, x\\rVert^2` is not finite in ``x``'s dtype.
+        If some :math:`\lVert \text{scale}\, x\rVert^2` is not finite in ``x``'s dtype.
     """
+    if x.size == 0:
+        return
+    largest = max(abs(float(x.max())), abs(float(x.min())))
+    if scale * largest < math.sqrt(float(np.finfo(x.dtype).max) / (16 * x.shape[-1])):
+        return
     with np.errstate(over="ignore", invalid="ignore"):
         sq = np.einsum("...i,...i->...", x, x) * x.dtype.type(scale * scale)
     if not np.isfinite(sq).all():
-        largest = float(np.max(np.abs(x)))
         raise ValueError(
             f"{name}: values too large, their squared norms overflow {x.dtype} (largest "
             f"entry {largest:.3g}); rescale them (FAVOR+ is accurate only for norms of "
             "order d**0.25 or less)"
         )
-    return sq
 
 
 def check_finite_result(function: str, result: Any, reason: str) -> None:
