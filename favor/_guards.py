@@ -125,7 +125,7 @@ def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str 
     )
 
 
-def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
+def check_norms(name: str, x: np.ndarray, scale: float = 1.0, extent: float | None = None) -> None:
     r"""Refuse inputs whose squared norms (times ``scale**2``) overflow their dtype.
 
     With :math:`a = \max |x_{ij}|`, every :math:`\lVert \text{scale}\, x\rVert^2 \le
@@ -142,6 +142,8 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
     scale : float, default=1.0
         The factor applied to ``x`` before the feature map (:math:`s = d^{-1/4}` in
         attention, :math:`\sqrt{2\gamma}` for kernels).
+    extent : float, optional
+        :math:`\max |x_{ij}|` when the caller has it (:func:`favor._validation.finite_extent`).
 
     Raises
     ------
@@ -150,7 +152,7 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0) -> None:
     """
     if x.size == 0:
         return
-    largest = max(abs(float(x.max())), abs(float(x.min())))
+    largest = max(abs(float(x.max())), abs(float(x.min()))) if extent is None else extent
     if scale * largest < math.sqrt(float(np.finfo(x.dtype).max) / (16 * x.shape[-1])):
         return
     with np.errstate(over="ignore", invalid="ignore"):

@@ -95,6 +95,7 @@ def check_float_array(
     *,
     min_ndim: int = 1,
     allow_empty: bool = False,
+    finite: bool = True,
 ) -> np.ndarray:
     """Return ``x`` as a float32/float64 NumPy array after checking dtype, rank and finiteness.
 
@@ -111,6 +112,8 @@ def check_float_array(
         Minimum number of dimensions.
     allow_empty : bool, default=False
         Whether zero-size arrays are accepted.
+    finite : bool, default=True
+        Whether to check finiteness here (False: the caller calls :func:`finite_extent`).
 
     Returns
     -------
@@ -126,9 +129,24 @@ def check_float_array(
         )
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    if finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return arr
+
+
+def finite_extent(name: str, arr: np.ndarray) -> float:
+    r"""Check that the float array ``arr`` is finite and return :math:`\max |x|` (0 if empty).
+
+    Two reductions (``min``, ``max``; NumPy's propagate NaN) instead of
+    ``isfinite(arr).all()``: the same cost, and the extent bounds the norms
+    (:func:`favor._guards.check_norms`) without another pass.
+    """
+    if arr.size == 0:
+        return 0.0
+    hi, lo = float(arr.max()), float(arr.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    return max(abs(hi), abs(lo))
 
 
 def check_projection(projection: Any, n_features: int, name: str = "projection") -> np.ndarray:
@@ -152,6 +170,24 @@ def check_attention_inputs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate NumPy attention inputs; return them as arrays (mask as bool or None).
 
+    See :func:`check_attention_arrays`, which also returns the extents of queries and keys.
+    """
+    q, k, v, mask, _ = check_attention_arrays(
+        queries, keys, values, key_padding_mask, causal=causal
+    )
+    return q, k, v, mask
+
+
+def check_attention_arrays(
+    queries: Any,
+    keys: Any,
+    values: Any,
+    key_padding_mask: Any = None,
+    *,
+    causal: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float]]:
+    """Validate NumPy attention inputs; also return ``(max |q|, max |k|)``.
+
     Rules: queries ``(..., L_q, d)``, keys ``(..., L_k, d)``, values ``(..., L_k, d_v)``
     with identical leading (batch/head) axes and one float dtype; ``causal`` needs
     ``L_q == L_k``; the mask is boolean with shape ``(..., L_k)``, the same number of
@@ -159,8 +195,10 @@ def check_attention_inputs(
     mask for ``(batch, heads, L, d)`` inputs must be passed as ``mask[:, None, :]``;
     NumPy's right-aligned broadcasting would otherwise silently pair batch with heads).
     """
-    q = check_float_array("queries", queries, min_ndim=2)
-    k = check_float_array("keys", keys, min_ndim=2)
+    q = check_float_array("queries", queries, min_ndim=2, finite=False)
+    extent_q = finite_extent("queries", q)
+    k = check_float_array("keys", keys, min_ndim=2, finite=False)
+    extent_k = finite_extent("keys", k)
     v = check_float_array("values", values, min_ndim=2)
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(
@@ -176,7 +214,7 @@ def check_attention_inputs(
                 f"dtype {mask.dtype}"
             )
         check_mask_shape(mask.shape, k.shape[:-2], k.shape[-2])
-    return q, k, v, mask
+    return q, k, v, mask, (extent_q, extent_k)
 
 
 def check_attention_shapes(

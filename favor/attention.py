@@ -65,6 +65,7 @@ from favor._threads import jit_threads
 from favor._validation import (
     DEFAULT_CHUNK_SIZE,
     RandomLike,
+    check_attention_arrays,
     check_attention_inputs,
     check_choice,
     check_flag,
@@ -188,7 +189,9 @@ def favor_attention(
     """
     causal = check_flag("causal", causal)
     per_head = check_flag("per_head", per_head)
-    q, k, v, mask = check_attention_inputs(queries, keys, values, key_padding_mask, causal=causal)
+    q, k, v, mask, (extent_q, extent_k) = check_attention_arrays(
+        queries, keys, values, key_padding_mask, causal=causal
+    )
     spec = feature_map(features)
     rows = spec.jit_rows()
     chunk = (
@@ -214,8 +217,8 @@ def favor_attention(
         raise ValueError(
             f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
         )
-    check_norms("queries", q, scale)
-    check_norms("keys", k, scale)
+    check_norms("queries", q, scale, extent_q)
+    check_norms("keys", k, scale, extent_k)
     check_norms("projection", w, scale)
     _warn_if_noisy(q, k, scale, w.shape[-2], features)
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
@@ -305,11 +308,11 @@ def _warn_nonpositive(ones: np.ndarray, padded: np.ndarray, causal: bool, featur
 
 
 #: Rows (evenly spaced over all groups) from which the accuracy warning takes its medians.
-_WARNING_SAMPLE_ROWS = 4096
+_WARNING_SAMPLE_ROWS = 1024
 
 
 def _median_sq_norm(x: np.ndarray, scale: float) -> float:
-    r"""Median of :math:`s^2\lVert x_i\rVert^2` over at most 4096 evenly spaced rows, float64."""
+    r"""Median of :math:`s^2\lVert x_i\rVert^2` over at most 1024 evenly spaced rows, float64."""
     rows = x.reshape(-1, x.shape[-1])
     sample = rows[:: -(-rows.shape[0] // _WARNING_SAMPLE_ROWS)].astype(np.float64)
     return float(np.median(np.einsum("ij,ij->i", sample, sample))) * scale * scale
@@ -322,7 +325,7 @@ def _warn_if_noisy(q: np.ndarray, k: np.ndarray, scale: float, m: int, features:
     kernel entry for a typical pair, :math:`\sqrt{(e^{\lVert z\rVert^2} - 1)/m}` with
     :math:`\lVert z\rVert^2` the median of :math:`s^2\lVert q\rVert^2` plus the median
     of :math:`s^2\lVert k\rVert^2` (Performers Lemma 2, formulas §2.4, for nearly
-    orthogonal queries and keys), the medians taken over at most 4096 evenly spaced rows
+    orthogonal queries and keys), the medians taken over at most 1024 evenly spaced rows
     (O(d) work per row, independent of L beyond that). Softmax-kernel maps only.
     """
     if features not in ("positive", "hyperbolic", "trigonometric") or q.size == 0 or k.size == 0:
