@@ -10,17 +10,22 @@ every Numba thread on small chunks, and one thread per call is what keeps Numba 
 from oversubscribing the cores. Numba's setting is restored on exit.
 
 Both :func:`favor.favor_attention` and :class:`favor.FavorSampler` use :func:`jit_threads`;
-nothing else in favor changes thread counts.
+nothing else in favor changes thread counts. A region either runs a ``prange`` loop on that
+many Numba threads, or (the attention scans) calls a serial, GIL-releasing compiled
+function on that many contiguous ranges of its work items at once (:func:`run_ranges`):
+the scans are then compiled without ``parallel=True``, whose compilation costs several
+times that of their serial code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["jit_thread_count", "jit_threads"]
+__all__ = ["jit_thread_count", "jit_threads", "run_ranges"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,3 +88,50 @@ def jit_threads(work_items: int | None = None) -> Iterator[int]:
             yield count
     finally:
         numba.set_num_threads(previous)
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="favor")
+
+
+def run_ranges(function: Callable[[int, int], None], n_items: int, n_threads: int) -> None:
+    """Call ``function(start, stop)`` on ``n_threads`` contiguous ranges of ``range(n_items)`` at once.
+
+    Range ``t`` is ``[t n // T, (t + 1) n // T)`` (``n`` items, ``T`` threads; empty ranges
+    are skipped). The calling thread runs the first range and ``T - 1`` pooled threads the
+    others, so ``function`` must release the GIL (a ``nogil`` compiled function) for the
+    ranges to run in parallel, and must write disjoint outputs for disjoint ranges. Returns
+    when every range is done; the first exception raised by a range is re-raised then.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(start, stop)`` processes items ``start`` to ``stop - 1``.
+    n_items : int
+        Number of work items.
+    n_threads : int
+        Number of ranges run at once (at most ``n_items`` are non-empty).
+
+    Examples
+    --------
+    >>> from favor._threads import run_ranges
+    >>> seen = []
+    >>> run_ranges(lambda start, stop: seen.append((start, stop)), 5, 2)
+    >>> sorted(seen)
+    [(0, 2), (2, 5)]
+    """
+    n_threads = max(1, min(n_threads, n_items))
+    bounds = [n_items * t // n_threads for t in range(n_threads + 1)]
+    if n_threads == 1:
+        function(0, n_items)
+        return
+    pool = _pool(n_threads - 1)
+    futures = [pool.submit(function, bounds[t], bounds[t + 1]) for t in range(1, n_threads)]
+    try:
+        function(bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.exception()
+    for future in futures:
+        future.result()

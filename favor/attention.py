@@ -61,7 +61,7 @@ from numpy.typing import ArrayLike
 
 from favor._dispatch import dispatch
 from favor._guards import FavorAccuracyWarning, check_memory, check_norms, warn_inaccurate
-from favor._threads import jit_threads
+from favor._threads import jit_threads, run_ranges
 from favor._validation import (
     DEFAULT_CHUNK_SIZE,
     RandomLike,
@@ -172,10 +172,10 @@ def favor_attention(
     :math:`\exp(q_i^T k_j / \sqrt d)` (Performers Lemma 1) and the output is "nearly
     unbiased" (a ratio of unbiased sums; formulas §1.3). The error grows like
     :math:`\exp(\lVert s(q + k)\rVert^2)` (Lemma 2): see :func:`estimate_attention_error`.
-    Runs in Numba-compiled scans, parallel over (batch..., head) groups, with
-    single-threaded BLAS for the chunk products inside each thread (so a single group
-    uses one core), under the thread policy of :mod:`favor._threads` (a ``threadpoolctl``
-    limit caps this function too). The first call in a fresh environment compiles the
+    Runs in Numba-compiled scans, parallel over (batch..., head) groups (contiguous ranges
+    of groups in threads), with single-threaded BLAS for the chunk products inside each
+    thread (so a single group uses one core), under the thread policy of
+    :mod:`favor._threads` (a ``threadpoolctl`` limit caps this function too). The first call in a fresh environment compiles the
     scans (cached on disk afterwards).
 
     Examples
@@ -268,21 +268,27 @@ def favor_attention(
 
     scan = jit.causal_attention if causal else jit.bidirectional_attention
     chunk = min(chunk, max(n_queries, n_keys))
-    with jit_threads(n_groups):
+    half_factor = 0.5 * scale * scale
+
+    def groups(start: int, stop: int) -> None:
+        part = slice(start, stop)
         scan(
-            qg,
-            kg,
-            vg,
+            qg[part],
+            kg[part],
+            vg[part],
             wt,
-            proj_index,
-            padded,
-            0.5 * scale * scale,
+            proj_index[part],
+            padded[part],
+            half_factor,
             rows,
             params,
             width,
             chunk,
-            out,
+            out[part],
         )
+
+    with jit_threads(n_groups) as n_threads:
+        run_ranges(groups, n_groups, n_threads)
     if signed:
         _warn_nonpositive(out[..., -1], padded, causal, features)
         out = out[..., :-1]

@@ -19,16 +19,19 @@ depends on a later key, not even through rounding.
 Preconditions (checked by the callers in :mod:`favor.attention`, never here): C-contiguous
 float32 or float64 arrays of one dtype, finite inputs, ``width`` the map's output width.
 
-Thread use: the scans are ``prange`` loops over groups, each calling single-threaded BLAS
-(``np.dot``) on small chunks; the caller limits BLAS to one thread around them
-(threadpoolctl) and sets Numba's thread count, so the two never oversubscribe the cores.
+Thread use: the scans are serial loops over groups that release the GIL; the caller
+(:func:`favor.favor_attention`) runs them on contiguous ranges of groups in threads
+(:func:`favor._threads.run_ranges`, one range per thread, the ranges write disjoint
+outputs), each calling single-threaded BLAS (``np.dot``) on small chunks; the caller
+limits BLAS to one thread around them (threadpoolctl), so the two never oversubscribe the
+cores.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 
 from favor._jit.feature_rows import rows_type
 
@@ -80,13 +83,26 @@ def _half_sq_norms(x, factor, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_OPTIONS)
+def _normalised_rows(numer, denom, out):  # pragma: no cover - compiled
+    # out[i] = numer[i] / denom[i], or 0 where denom[i] <= 0 (the normaliser sign rule).
+    for i in range(out.shape[0]):
+        if denom[i] > 0:
+            for b in range(out.shape[1]):
+                out[i, b] = numer[i, b] / denom[i]
+        else:
+            for b in range(out.shape[1]):
+                out[i, b] = 0
+
+
+@numba.njit(**_OPTIONS)
 def _key_rows(k, wt, half_factor, rows, params, padded, e, r, hsq, shifted, scratch):
     # Split-form features of one chunk of keys; padded keys get a zero row and r = -inf.
     _half_sq_norms(k, half_factor, hsq)
     rows(np.dot(k, wt), hsq, params, True, e, r, shifted, scratch)
     for j in range(k.shape[0]):
         if padded[j]:
-            e[j, :] = 0
+            for c in range(e.shape[1]):
+                e[j, c] = 0
             r[j] = -np.inf
 
 
@@ -130,17 +146,25 @@ def causal_state_update(state, normaliser, log_scale, e, r, v):
             new = r[j]
     if new == -np.inf:
         return new
+    width, d_v = state.shape
     if log_scale != -np.inf and new != log_scale:
         factor = np.exp(log_scale - new)
-        state *= factor
-        normaliser *= factor
+        for a in range(width):
+            for b in range(d_v):
+                state[a, b] = state[a, b] * factor
+            normaliser[a] = normaliser[a] * factor
     weights = np.empty(n, dtype=e.dtype)
-    weighted = np.empty_like(v)
+    weighted = np.empty((n, d_v), dtype=e.dtype)
     for j in range(n):
         weights[j] = 0 if r[j] == -np.inf else (1 if r[j] == new else np.exp(r[j] - new))
-        weighted[j, :] = v[j, :] * weights[j]
-    state += np.dot(e.T, weighted)
-    normaliser += np.dot(e.T, weights)
+        for b in range(d_v):
+            weighted[j, b] = v[j, b] * weights[j]
+    added = np.dot(e.T, weighted)
+    added_normaliser = np.dot(e.T, weights)
+    for a in range(width):
+        for b in range(d_v):
+            state[a, b] = state[a, b] + added[a, b]
+        normaliser[a] = normaliser[a] + added_normaliser[a]
     return new
 
 
@@ -219,11 +243,7 @@ def query_output(q, w, half_factor, rows, params, width, chunk, state, normalise
         )
         numer = np.dot(e[:n], state)
         denom = np.dot(e[:n], normaliser)
-        for i in range(n):
-            if denom[i] > 0:
-                out[t0 + i, :] = numer[i, :] / denom[i]
-            else:
-                out[t0 + i, :] = 0
+        _normalised_rows(numer, denom, out[t0 : t0 + n])
 
 
 @numba.njit(**_OPTIONS)
@@ -267,7 +287,7 @@ def causal_scan(
     float
         The log-scale of the advanced state.
     """
-    n_tokens = q.shape[0]
+    n_tokens, d_v = v.shape
     eq = np.empty((chunk, width), dtype=q.dtype)
     ek = np.empty((chunk, width), dtype=q.dtype)
     r = np.empty(chunk, dtype=q.dtype)
@@ -307,22 +327,19 @@ def causal_scan(
             carried_denom = np.dot(eq[:n], normaliser)
             for i in range(n):
                 factor = 1 if running[i] == log_scale else np.exp(log_scale - running[i])
-                numer[i, :] += factor * carried[i, :]
+                for b in range(d_v):
+                    numer[i, b] = numer[i, b] + factor * carried[i, b]
                 denom[i] += factor * carried_denom[i]
-        for i in range(n):
-            if denom[i] > 0:
-                out[t0 + i, :] = numer[i, :] / denom[i]
-            else:
-                out[t0 + i, :] = 0
+        _normalised_rows(numer, denom, out[t0 : t0 + n])
         log_scale = causal_state_update(state, normaliser, log_scale, ek[:n], r[:n], vc)
     return log_scale
 
 
-@numba.njit(_SCAN_SIGNATURES, **_OPTIONS, parallel=True)
+@numba.njit(_SCAN_SIGNATURES, **_OPTIONS)
 def bidirectional_attention(
     q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out
 ):
-    r"""Normalised FAVOR+ attention over all keys, streamed in chunks, parallel over groups.
+    r"""Normalised FAVOR+ attention over all keys, streamed in chunks, one group after another.
 
     For each group: one pass over the key chunks accumulates
     :math:`S = \sum_j e^{r_j - c} e_j v_j^T` and :math:`z = \sum_j e^{r_j - c} e_j` with
@@ -330,7 +347,7 @@ def bidirectional_attention(
     ``c`` is the single per-group key stabiliser; :func:`key_state`). A pass over the query
     chunks then writes :math:`(e_i^T S) / (e_i^T z)`, or 0 where the normaliser is
     :math:`\le 0` (exactly 0: no visible key; negative: only for maps with signed
-    features, the normaliser sign rule of :mod:`favor.attention`; :func:`query_output`). Extra memory per thread:
+    features, the normaliser sign rule of :mod:`favor.attention`; :func:`query_output`). Extra memory:
     O(chunk x width + width x d_v), never O(L x m).
 
     Parameters
@@ -358,7 +375,7 @@ def bidirectional_attention(
         Output, written in place.
     """
     d_v = v.shape[2]
-    for g in prange(q.shape[0]):
+    for g in range(q.shape[0]):
         w = wt[proj_index[g]]
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
@@ -368,21 +385,21 @@ def bidirectional_attention(
         query_output(q[g], w, half_factor, rows, params, width, chunk, state, normaliser, out[g])
 
 
-@numba.njit(_SCAN_SIGNATURES, **_OPTIONS, parallel=True)
+@numba.njit(_SCAN_SIGNATURES, **_OPTIONS)
 def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out):
-    r"""Causal FAVOR+ attention by a chunked prefix scan, parallel over groups.
+    r"""Causal FAVOR+ attention by a chunked prefix scan, one group after another.
 
     :func:`causal_scan` of each group from the empty state: inside a chunk a small masked
     product, across chunks the carried :math:`(S, z)` at a running log-scale. Every
     quantity used for :math:`o_t` depends on positions :math:`\le t` only, so changing later
     keys or values leaves :math:`o_t` bit-identical. A normaliser :math:`\le 0` (no visible
-    key, or a signed map's negative estimate) gives a zero row. Extra memory per thread: O(chunk x (width + chunk) + width x d_v); no
+    key, or a signed map's negative estimate) gives a zero row. Extra memory: O(chunk x (width + chunk) + width x d_v); no
     L x m x d_v tensor.
 
     Parameters are those of :func:`bidirectional_attention` (here ``L_q == L_k``).
     """
     d_v = v.shape[2]
-    for g in prange(q.shape[0]):
+    for g in range(q.shape[0]):
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
         causal_scan(
