@@ -499,4 +499,3 @@ def rff_variance_phase(delta_norm: Any, n_dims: Any) -> np.ndarray:
     r = np.asarray(delta_norm, dtype=np.float64)
     k1, k2 = np.exp(-(r**2) / 2), np.exp(-2 * r**2)
     return (1 + k2 / 2 - k1**2) / _m(n_dims)
-

@@ -1,11 +1,13 @@
-"""Run the Monte Carlo of the claim checks on a Dask cluster, with the serial results.
+"""Run the claim checks on a Dask cluster, with the serial results.
 
 ``python -m theory --workers N`` starts a local cluster of ``N`` worker processes on the
 loopback interface; ``--scheduler ADDRESS`` connects to a running one (whose workers must
-have the same versions of favor, NumPy and SciPy installed). Inside :func:`distributed`
-every :func:`theory.montecarlo.run_blocks` call (all trials of every claim go through it)
-sends its blocks of trials to the cluster as independent tasks, and claims that have no
-Monte Carlo run on the client as before.
+have the same versions of favor, NumPy and SciPy installed). Inside :func:`distributed`,
+:func:`theory.report.run_all` sends every claim to the cluster as one task (the claims
+are independent; the client collects them in order and prints progress as they arrive),
+and a :func:`theory.montecarlo.run_blocks` call made on the client itself (a single claim,
+or a caller's own Monte Carlo) sends its blocks of trials as independent tasks. On a
+worker, a claim's blocks run one after another.
 
 Identical results. Block ``b`` of a run draws from the ``b``-th child of
 ``SeedSequence(root).spawn(n_blocks)`` wherever it runs, and the blocks are put back in
@@ -65,6 +67,41 @@ def _mapper(client: Any) -> montecarlo.BlockMap:
         return client.gather(futures)  # in block order, whatever order they finished in
 
     return map_blocks
+
+
+def _timed_claim(spec: Any, profile: str) -> tuple[Any, float]:
+    # One whole claim on a worker: its run_blocks calls run serially there.
+    import time
+
+    from theory.registry import run_claim
+
+    start = time.perf_counter()
+    result = run_claim(spec, profile=profile)
+    return result, time.perf_counter() - start
+
+
+def _claims_runner(client: Any) -> Any:
+    def run(specs: Sequence[Any], profile: str) -> Iterator[tuple[Any, float]]:
+        # Submitted in order (earlier claims first), collected in order.
+        futures = [
+            client.submit(_timed_claim, spec, profile, pure=False, priority=-i)
+            for i, spec in enumerate(specs)
+        ]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            client.cancel(futures)
+
+    return run
+
+
+@contextmanager
+def _on(client: Any) -> Iterator[Any]:
+    from theory.report import claim_runner
+
+    with montecarlo.block_map(_mapper(client)), claim_runner(_claims_runner(client)):
+        yield client
 
 
 @contextmanager
@@ -139,15 +176,14 @@ def distributed(
         yield None
         return
     if client is not None:
-        with montecarlo.block_map(_mapper(client)):
+        with _on(client):
             yield client
         return
     if workers is not None:
-        with local_cluster(workers) as local, montecarlo.block_map(_mapper(local)):
+        with local_cluster(workers) as local, _on(local):
             yield local
         return
     from distributed import Client
 
-    with Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s") as remote:
-        with montecarlo.block_map(_mapper(remote)):
-            yield remote
+    with Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s") as remote, _on(remote):
+        yield remote

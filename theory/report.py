@@ -14,7 +14,8 @@ import html
 import platform
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,7 +24,19 @@ import numpy as np
 from theory.registry import CLAIMS, ClaimSpec, run_claim
 from theory.results import ClaimCheck
 
-__all__ = ["extra_fields", "format_table", "print_table", "run_all", "write_report"]
+__all__ = [
+    "claim_runner",
+    "extra_fields",
+    "format_table",
+    "print_table",
+    "run_all",
+    "write_report",
+]
+
+#: ``runner(specs, profile)`` yields ``(ClaimCheck, seconds)`` per claim, in ``specs`` order,
+#: computed anywhere (:mod:`theory.cluster` runs whole claims on a Dask cluster); None: here.
+ClaimRunner = Callable[[Sequence[ClaimSpec], str], Iterator[tuple[ClaimCheck, float]]]
+_CLAIM_RUNNER: ClaimRunner | None = None
 
 #: Widest results table printed to the terminal (the report has every detail).
 TABLE_WIDTH = 100
@@ -79,6 +92,29 @@ def _progress_console(stream: TextIO) -> Any:
     return console if console.is_terminal else None
 
 
+@contextmanager
+def claim_runner(runner: ClaimRunner) -> Iterator[None]:
+    """Run the claims of every :func:`run_all` call through ``runner`` inside the context.
+
+    ``runner(specs, profile)`` must yield ``(run_claim(spec, profile=profile), seconds)``
+    for each spec, in order; where it computes them does not change a result (each claim
+    draws from its own root seed).
+    """
+    global _CLAIM_RUNNER
+    previous, _CLAIM_RUNNER = _CLAIM_RUNNER, runner
+    try:
+        yield
+    finally:
+        _CLAIM_RUNNER = previous
+
+
+def _serial(specs: Sequence[ClaimSpec], profile: str) -> Iterator[tuple[ClaimCheck, float]]:
+    for spec in specs:
+        start = time.perf_counter()
+        result = run_claim(spec, profile=profile)
+        yield result, time.perf_counter() - start
+
+
 def run_all(
     *,
     profile: str = "quick",
@@ -104,10 +140,13 @@ def run_all(
     results : list of ClaimCheck
         One per claim.
     seconds : list of float
-        Wall time of each.
+        Wall time of each (where it ran: on a cluster, claims run concurrently).
     """
     stream = sys.stderr if stream is None else stream
     specs = list(CLAIMS if claims is None else claims)
+    runner = _CLAIM_RUNNER if _CLAIM_RUNNER is not None and len(specs) > 1 else _serial
+    if not specs:
+        return [], []
     results: list[ClaimCheck] = []
     seconds: list[float] = []
     console = _progress_console(stream)
@@ -128,13 +167,18 @@ def run_all(
         )
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("theory", total=len(specs))
-            for spec in specs:
-                bar.update(task, description=f"{spec.claim_id:4s} {spec.statement[:40]}")
-                start = time.perf_counter()
-                results.append(run_claim(spec, profile=profile))
-                seconds.append(time.perf_counter() - start)
+            bar.update(task, description=f"{specs[0].claim_id:4s} {specs[0].statement[:40]}")
+            for i, (result, took) in enumerate(runner(specs, profile)):
+                results.append(result)
+                seconds.append(took)
                 bar.advance(task)
+                if i + 1 < len(specs):
+                    upcoming = specs[i + 1]
+                    bar.update(
+                        task, description=f"{upcoming.claim_id:4s} {upcoming.statement[:40]}"
+                    )
         return results, seconds
+    outcomes = runner(specs, profile)
     for i, spec in enumerate(specs, start=1):
         print(
             f"[{i:2d}/{len(specs)}] {spec.claim_id:4s} {spec.statement[:60]} ...",
@@ -142,11 +186,10 @@ def run_all(
             file=stream,
             flush=True,
         )
-        start = time.perf_counter()
-        result = run_claim(spec, profile=profile)
-        seconds.append(time.perf_counter() - start)
+        result, took = next(outcomes)
+        seconds.append(took)
         results.append(result)
-        print(f" {result.verdict} ({seconds[-1]:.1f} s)", file=stream, flush=True)
+        print(f" {result.verdict} ({took:.1f} s)", file=stream, flush=True)
     return results, seconds
 
 

@@ -4,6 +4,7 @@ run for the same root seed (trials keyed by spawned seeds, not by worker order).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -60,6 +61,29 @@ def test_claim_on_the_cluster_is_identical_to_serial(claim, dask_client):
         spread = run_claim(claim)
     _fields_equal(spread, serial)
     assert spread.passed
+
+
+def test_run_all_sends_whole_claims_to_the_cluster_with_the_serial_results(
+    dask_client, monkeypatch
+):
+    import theory.report
+    from theory.registry import get_claim
+
+    specs = [get_claim(c) for c in ("V2", "U1", "E1")]
+    with open(os.devnull, "w") as quiet:
+        serial, _ = theory.report.run_all(claims=specs, stream=quiet)
+
+    def not_here(specs, profile):
+        raise AssertionError("a claim ran on the client")
+
+    monkeypatch.setattr(theory.report, "_serial", not_here)
+    with distributed(client=dask_client), open(os.devnull, "w") as quiet:
+        spread, seconds = theory.report.run_all(claims=specs, stream=quiet)
+    assert theory.report._CLAIM_RUNNER is None  # the context restores the serial runner
+    assert [r.claim_id for r in spread] == ["V2", "U1", "E1"]  # in order
+    assert len(seconds) == 3
+    for a, b in zip(spread, serial, strict=True):
+        _fields_equal(a, b)
 
 
 def test_distributed_arguments_are_checked():
