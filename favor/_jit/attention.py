@@ -32,6 +32,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
 
 from favor._jit.feature_rows import rows_type
 
@@ -73,6 +75,28 @@ def _scan_signature(dtype: types.Type) -> types.Type:
 _SCAN_SIGNATURES = [_scan_signature(types.float32), _scan_signature(types.float64)]
 
 
+def _as_writable(x):
+    """Return ``x`` itself, typed as a writable array in compiled code.
+
+    Read-only inputs and writable work arrays then share one ``np.dot`` specialisation
+    per layout (each costs a second of compilation); the result is only ever read.
+    """
+    return x
+
+
+@intrinsic
+def _writable_view(typingctx, x):  # pragma: no cover - typing only
+    def codegen(context, builder, signature, args):
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return x.copy(readonly=False)(x), codegen
+
+
+@overload(_as_writable, jit_options={"cache": True})
+def _as_writable_overload(x):  # pragma: no cover - typing only
+    return lambda x: _writable_view(x)
+
+
 @numba.njit(**_OPTIONS)
 def _half_sq_norms(x, factor, out):  # pragma: no cover - compiled
     for i in range(x.shape[0]):
@@ -98,7 +122,7 @@ def _normalised_rows(numer, denom, out):  # pragma: no cover - compiled
 def _key_rows(k, wt, half_factor, rows, params, padded, e, r, hsq, shifted, scratch):
     # Split-form features of one chunk of keys; padded keys get a zero row and r = -inf.
     _half_sq_norms(k, half_factor, hsq)
-    rows(np.dot(k, wt), hsq, params, True, e, r, shifted, scratch)
+    rows(np.dot(_as_writable(k), _as_writable(wt)), hsq, params, True, e, r, shifted, scratch)
     for j in range(k.shape[0]):
         if padded[j]:
             for c in range(e.shape[1]):
@@ -110,7 +134,7 @@ def _key_rows(k, wt, half_factor, rows, params, padded, e, r, hsq, shifted, scra
 def _query_rows(q, wt, half_factor, rows, params, e, r, hsq, shifted, scratch):
     # Query log-scales r cancel in the normalisation; they are computed and not used.
     _half_sq_norms(q, half_factor, hsq)
-    rows(np.dot(q, wt), hsq, params, False, e, r, shifted, scratch)
+    rows(np.dot(_as_writable(q), _as_writable(wt)), hsq, params, False, e, r, shifted, scratch)
 
 
 @numba.njit(**_OPTIONS)
@@ -321,7 +345,7 @@ def causal_scan(
                 elif r[j] != running[i]:
                     scores[i, j] *= np.exp(r[j] - running[i])
                 denom[i] += scores[i, j]
-        numer = np.dot(scores, vc)
+        numer = np.dot(scores, _as_writable(vc))
         if log_scale != -np.inf:
             carried = np.dot(eq[:n], state)
             carried_denom = np.dot(eq[:n], normaliser)
