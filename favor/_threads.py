@@ -1,7 +1,7 @@
 """One thread policy for every jit region of favor, and the context manager that applies it.
 
 Policy. A jit region (the attention scans, the float64 cosine/sine loop of the
-trigonometric map) runs on ``min(N, B, G)`` Numba threads, where ``N`` is Numba's own
+trigonometric map, the SORF transform) runs on ``min(N, B, G)`` threads, where ``N`` is Numba's own
 setting (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``), ``B`` the BLAS thread limit in
 force when favor is called (so ``threadpoolctl.threadpool_limits`` is the one knob for
 both), and ``G`` the number of independent work items (groups of the scan; rows of the
@@ -9,12 +9,13 @@ loop). Inside the region BLAS is limited to one thread: the attention scans call
 every Numba thread on small chunks, and one thread per call is what keeps Numba and BLAS
 from oversubscribing the cores. Numba's setting is restored on exit.
 
-Both :func:`favor.favor_attention` and :class:`favor.FavorSampler` use :func:`jit_threads`;
-nothing else in favor changes thread counts. A region either runs a ``prange`` loop on that
-many Numba threads, or (the attention scans) calls a serial, GIL-releasing compiled
-function on that many contiguous ranges of its work items at once (:func:`run_ranges`):
-the scans are then compiled without ``parallel=True``, whose compilation costs several
-times that of their serial code.
+:func:`favor.favor_attention`, :class:`favor.FavorSampler` and
+:func:`favor.couplings.sorf_matrix` use :func:`jit_threads`; nothing else in favor changes
+thread counts. A region either runs a ``prange`` loop on that many Numba threads, or (the
+attention scans, the SORF transform) calls a serial, GIL-releasing compiled function on
+that many contiguous ranges of its work items at once (:func:`run_ranges`): those are then
+compiled without ``parallel=True``, whose compilation costs several times that of their
+serial code.
 """
 
 from __future__ import annotations

@@ -225,9 +225,16 @@ def sorf_matrix(signs: np.ndarray, lengths: np.ndarray, n_features: int) -> np.n
     if n_blocks * p * d >= _SORF_JIT_MATERIALISE:
         # Large: W^T = I_d W^T, the fast jit transform of the identity's rows.
         from favor._jit.hadamard import sorf_project
+        from favor._threads import jit_threads, run_ranges
 
         out = np.empty((d, len(lengths)))
-        sorf_project(np.eye(d), np.ascontiguousarray(signs), lengths * p**-1.5, out)
+        eye, signs, lengths = np.eye(d), np.ascontiguousarray(signs), lengths * p**-1.5
+
+        def rows(start: int, stop: int) -> None:
+            sorf_project(eye[start:stop], signs, lengths, out[start:stop])
+
+        with jit_threads(d) as n_threads:
+            run_ranges(rows, d, n_threads)
         return np.ascontiguousarray(out.T)
     # Columns of block b restricted to the first d: H D1 H D2 H D3[:, :d], built by three
     # vectorised fast transforms of D3's first d columns (all blocks at once).

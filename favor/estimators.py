@@ -316,7 +316,7 @@ def _structured_trigonometric(
 ) -> np.ndarray:
     """Trigonometric features with the logits from :func:`favor._jit.hadamard.sorf_project`."""
     from favor._jit.hadamard import sorf_project
-    from favor._threads import jit_threads
+    from favor._threads import jit_threads, run_ranges
     from favor.features import _cos_sin_inplace
 
     signs, lengths = factors
@@ -325,8 +325,15 @@ def _structured_trigonometric(
     dtype = X.dtype
     out = np.empty((X.shape[0], 2 * m), dtype=dtype)
     row_lengths = (lengths * (scale * p**-1.5)).astype(dtype)
-    with jit_threads(X.shape[0]):
-        sorf_project(np.ascontiguousarray(X), signs.astype(dtype), row_lengths, out[:, :m])
+    X = np.ascontiguousarray(X)
+    signs = signs.astype(dtype)
+    logits = out[:, :m]
+
+    def rows(start: int, stop: int) -> None:
+        sorf_project(X[start:stop], signs, row_lengths, logits[start:stop])
+
+    with jit_threads(X.shape[0]) as n_threads:
+        run_ranges(rows, X.shape[0], n_threads)
     _cos_sin_inplace(out, 1.0 / np.sqrt(m))
     return out
 

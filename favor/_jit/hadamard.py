@@ -57,7 +57,7 @@ def fwht_rows(x: np.ndarray) -> None:
 _ROWS = 8
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _fwht_lanes(buf: np.ndarray) -> None:
     """Unnormalised Walsh-Hadamard transform along axis 0 of a ``(p, _ROWS)`` buffer."""
     p = buf.shape[0]
@@ -73,7 +73,7 @@ def _fwht_lanes(buf: np.ndarray) -> None:
         h *= 2
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _signs_lanes(buf: np.ndarray, signs: np.ndarray) -> None:
     for j in range(buf.shape[0]):
         s = signs[j]
@@ -81,7 +81,7 @@ def _signs_lanes(buf: np.ndarray, signs: np.ndarray) -> None:
             buf[j, r] *= s
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def sorf_project(x: np.ndarray, signs: np.ndarray, lengths: np.ndarray, out: np.ndarray) -> None:
     r"""``out = x @ W.T`` for a stacked SORF projection ``W``, without forming ``W``.
 
@@ -89,8 +89,9 @@ def sorf_project(x: np.ndarray, signs: np.ndarray, lengths: np.ndarray, out: np.
     is :math:`\operatorname{diag}(\ell_b)\, H_u D_{b,0} H_u D_{b,1} H_u D_{b,2}` restricted
     to its first ``d`` columns, where :math:`H_u` is the unnormalised Hadamard matrix; the
     caller folds the normalisation :math:`p^{-3/2}` into ``lengths``. Cost
-    :math:`O(n\, n_{blocks}\, p \log p)`; rows are processed eight at a time, in
-    parallel over groups of rows.
+    :math:`O(n\, n_{blocks}\, p \log p)`; rows are processed eight at a time, one group
+    after another. Each row's result depends on that row only, so callers run ranges of
+    rows in threads (:func:`favor._threads.run_ranges`; the function releases the GIL).
 
     Parameters
     ----------
@@ -106,7 +107,7 @@ def sorf_project(x: np.ndarray, signs: np.ndarray, lengths: np.ndarray, out: np.
     n, d = x.shape
     n_blocks, _, p = signs.shape
     m = lengths.shape[0]
-    for group in numba.prange((n + _ROWS - 1) // _ROWS):
+    for group in range((n + _ROWS - 1) // _ROWS):
         i0 = group * _ROWS
         rows = min(_ROWS, n - i0)
         buf = np.zeros((p, _ROWS), dtype=x.dtype)
