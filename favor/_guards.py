@@ -125,12 +125,14 @@ def check_memory(what: str, shape: tuple[int, ...], dtype: Any, *, because: str 
     )
 
 
-def check_norms(name: str, x: np.ndarray, scale: float = 1.0, extent: float | None = None) -> None:
+def check_norms(
+    name: str, x: np.ndarray, scale: float = 1.0, sq_bound: float | None = None
+) -> None:
     r"""Refuse inputs whose squared norms (times ``scale**2``) overflow their dtype.
 
     With :math:`a = \max |x_{ij}|`, every :math:`\lVert \text{scale}\, x\rVert^2 \le
-    d\,(\text{scale}\cdot a)^2`; when that bound is far below the dtype's largest value
-    (two reductions over ``x``) no norm is formed. Otherwise the squared norms are
+    d\,(\text{scale}\cdot a)^2`; when that bound (or the caller's ``sq_bound``) is far
+    below the dtype's largest value, no norm is formed. Otherwise the squared norms are
     computed and checked.
 
     Parameters
@@ -142,8 +144,9 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0, extent: float | No
     scale : float, default=1.0
         The factor applied to ``x`` before the feature map (:math:`s = d^{-1/4}` in
         attention, :math:`\sqrt{2\gamma}` for kernels).
-    extent : float, optional
-        :math:`\max |x_{ij}|` when the caller has it (:func:`favor._validation.finite_extent`).
+    sq_bound : float, optional
+        An upper bound on every :math:`\lVert x\rVert^2` when the caller has one
+        (:func:`favor._validation.finite_sq_bound`); used instead of the max-entry bound.
 
     Raises
     ------
@@ -152,8 +155,11 @@ def check_norms(name: str, x: np.ndarray, scale: float = 1.0, extent: float | No
     """
     if x.size == 0:
         return
-    largest = max(abs(float(x.max())), abs(float(x.min()))) if extent is None else extent
-    if scale * largest < math.sqrt(float(np.finfo(x.dtype).max) / (16 * x.shape[-1])):
+    limit = float(np.finfo(x.dtype).max) / 16
+    if sq_bound is not None and sq_bound * scale * scale < limit:
+        return
+    largest = max(abs(float(x.max())), abs(float(x.min())))
+    if scale * largest < math.sqrt(limit / x.shape[-1]):
         return
     with np.errstate(over="ignore", invalid="ignore"):
         sq = np.einsum("...i,...i->...", x, x) * x.dtype.type(scale * scale)

@@ -113,7 +113,7 @@ def check_float_array(
     allow_empty : bool, default=False
         Whether zero-size arrays are accepted.
     finite : bool, default=True
-        Whether to check finiteness here (False: the caller calls :func:`finite_extent`).
+        Whether to check finiteness here (False: the caller calls :func:`finite_sq_bound`).
 
     Returns
     -------
@@ -134,19 +134,28 @@ def check_float_array(
     return arr
 
 
-def finite_extent(name: str, arr: np.ndarray) -> float:
-    r"""Check that the float array ``arr`` is finite and return :math:`\max |x|` (0 if empty).
+def finite_sq_bound(name: str, arr: np.ndarray) -> float:
+    r"""Check that the float array ``arr`` is finite; return :math:`\sum_{ij} x_{ij}^2`.
 
-    Two reductions (``min``, ``max``; NumPy's propagate NaN) instead of
-    ``isfinite(arr).all()``: the same cost, and the extent bounds the norms
-    (:func:`favor._guards.check_norms`) without another pass.
+    One BLAS dot product over the whole array (a single pass, the cost of
+    ``isfinite(arr).all()``): NaN and inf propagate into it, and the total bounds every
+    row's squared norm (:func:`favor._guards.check_norms`). When the total is not finite
+    (a NaN or inf, or finite entries whose squares sum past the dtype's range) the entries
+    are checked one by one and ``inf`` (no bound) is returned if they are all finite.
+    Non-contiguous arrays get the element-wise check only.
     """
     if arr.size == 0:
         return 0.0
-    hi, lo = float(arr.max()), float(arr.min())
-    if not (np.isfinite(hi) and np.isfinite(lo)):
+    total = np.inf
+    if arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.dot(flat, flat))
+        if np.isfinite(total):
+            return total
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
-    return max(abs(hi), abs(lo))
+    return np.inf
 
 
 def check_projection(projection: Any, n_features: int, name: str = "projection") -> np.ndarray:
@@ -170,7 +179,7 @@ def check_attention_inputs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate NumPy attention inputs; return them as arrays (mask as bool or None).
 
-    See :func:`check_attention_arrays`, which also returns the extents of queries and keys.
+    See :func:`check_attention_arrays`, which also returns bounds on the squared norms.
     """
     q, k, v, mask, _ = check_attention_arrays(
         queries, keys, values, key_padding_mask, causal=causal
@@ -186,7 +195,9 @@ def check_attention_arrays(
     *,
     causal: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float]]:
-    """Validate NumPy attention inputs; also return ``(max |q|, max |k|)``.
+    """Validate NumPy attention inputs; also return bounds on their squared row norms.
+
+    The bounds are :func:`finite_sq_bound` of queries and keys (``inf`` when unknown).
 
     Rules: queries ``(..., L_q, d)``, keys ``(..., L_k, d)``, values ``(..., L_k, d_v)``
     with identical leading (batch/head) axes and one float dtype; ``causal`` needs
@@ -196,9 +207,9 @@ def check_attention_arrays(
     NumPy's right-aligned broadcasting would otherwise silently pair batch with heads).
     """
     q = check_float_array("queries", queries, min_ndim=2, finite=False)
-    extent_q = finite_extent("queries", q)
+    bound_q = finite_sq_bound("queries", q)
     k = check_float_array("keys", keys, min_ndim=2, finite=False)
-    extent_k = finite_extent("keys", k)
+    bound_k = finite_sq_bound("keys", k)
     v = check_float_array("values", values, min_ndim=2)
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(
@@ -214,7 +225,7 @@ def check_attention_arrays(
                 f"dtype {mask.dtype}"
             )
         check_mask_shape(mask.shape, k.shape[:-2], k.shape[-2])
-    return q, k, v, mask, (extent_q, extent_k)
+    return q, k, v, mask, (bound_q, bound_k)
 
 
 def check_attention_shapes(

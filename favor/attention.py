@@ -189,7 +189,7 @@ def favor_attention(
     """
     causal = check_flag("causal", causal)
     per_head = check_flag("per_head", per_head)
-    q, k, v, mask, (extent_q, extent_k) = check_attention_arrays(
+    q, k, v, mask, (bound_q, bound_k) = check_attention_arrays(
         queries, keys, values, key_padding_mask, causal=causal
     )
     spec = feature_map(features)
@@ -217,8 +217,8 @@ def favor_attention(
         raise ValueError(
             f"feature_params applies to maps fitted per group (oprf, saderf), not {features!r}"
         )
-    check_norms("queries", q, scale, extent_q)
-    check_norms("keys", k, scale, extent_k)
+    check_norms("queries", q, scale, bound_q)
+    check_norms("keys", k, scale, bound_k)
     check_norms("projection", w, scale)
     _warn_if_noisy(q, k, scale, w.shape[-2], features)
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
