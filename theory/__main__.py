@@ -293,9 +293,12 @@ def _run(args: argparse.Namespace, specs: list[Any], out: Path | None, profile: 
     figures = []
     if out is not None and not args.no_figures and profile != "smoke":
         from theory.figures import write_figures
+        from theory.figures_claims import by_claim_id
 
         print("theory: figures ...", file=sys.stderr, flush=True)
-        figures = write_figures(out, scale=10 if profile == "full" else 1)
+        figures = write_figures(
+            out, scale=10 if profile == "full" else 1, results=by_claim_id(results)
+        )
     total = time.perf_counter() - start
     print_table(results, seconds)
     n_fail = sum(not r.passed for r in results)

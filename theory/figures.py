@@ -15,6 +15,7 @@ error bars are 95% CLT intervals (a display choice; the claims use 1e-6 rules).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,9 @@ def figure_attention_error(
     return _save(plt, fig, path)
 
 
-def write_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
+def write_figures(
+    out_dir: str | Path, *, scale: int = 1, results: Mapping[str, Any] | None = None
+) -> list[Path]:
     """Write every figure into ``out_dir``.
 
     Parameters
@@ -254,6 +257,8 @@ def write_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
         Directory (created if needed).
     scale : int, default=1
         Multiplier of the Monte Carlo sizes (10 for ``--full``).
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results: figures about claims plot the claims' own evidence.
 
     Returns
     -------
@@ -269,5 +274,5 @@ def write_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
     ]
     from theory.figures_claims import write_claim_figures
 
-    files += write_claim_figures(out, scale=scale)
+    files += write_claim_figures(out, scale=scale, results=results)
     return [f for f in files if f is not None]

@@ -19,13 +19,16 @@ Every point is measured in the same call (the checks' own evidence is plotted).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from theory.figures import _pyplot, _save
+from theory.results import ClaimCheck
 
 __all__ = [
+    "by_claim_id",
     "figure_claim_estimates",
     "figure_engine_paths",
     "figure_error_prediction",
@@ -37,8 +40,37 @@ __all__ = [
 
 _Z95 = 1.959963984540054
 
+Results = Mapping[str, ClaimCheck] | None
 
-def figure_sup_error_rate(path: str | Path, *, n_trials: int = 200) -> Path:
+
+def _result(claim_id: str, results: Results, profile: str = "quick") -> ClaimCheck:
+    """The run's own result for ``claim_id`` if it has one, else the claim run now."""
+    if results is not None and claim_id in results:
+        return results[claim_id]
+    from theory.registry import run_claim
+
+    return run_claim(claim_id, profile=profile)
+
+
+def by_claim_id(results: Iterable[ClaimCheck]) -> dict[str, ClaimCheck]:
+    """Index results by claim id (the first word of their names; controls are skipped).
+
+    Parameters
+    ----------
+    results : iterable of ClaimCheck
+        As returned by :func:`theory.report.run_all`.
+
+    Returns
+    -------
+    dict
+        ``{"U3": result, ...}``.
+    """
+    return {r.name.split()[0]: r for r in results if "[" not in r.name.split()[0]}
+
+
+def figure_sup_error_rate(
+    path: str | Path, *, n_trials: int = 200, results: Results = None
+) -> Path:
     """C1: sup error against ``m`` with the fitted log-log slope.
 
     Parameters
@@ -46,16 +78,22 @@ def figure_sup_error_rate(path: str | Path, *, n_trials: int = 200) -> Path:
     path : str or Path
         Output PNG.
     n_trials : int, default=200
-        Trials per ``m``.
+        Trials per ``m`` when C1 is not in ``results``.
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results: C1's own evidence is plotted when it is there.
 
     Returns
     -------
     Path
         The written file.
     """
-    from theory.uniform_convergence import check_sup_error_rate
+    if results is not None and "C1" in results:
+        res = results["C1"]
+    else:
+        from theory.uniform_convergence import check_sup_error_rate
 
-    res = check_sup_error_rate(n_trials=n_trials)
+        res = check_sup_error_rate(n_trials=n_trials)
+    n_trials = len(res.data["sup_errors"][0])
     m = res.data["components"]
     errors = res.data["sup_errors"]
     plt = _pyplot()
@@ -76,7 +114,7 @@ def figure_sup_error_rate(path: str | Path, *, n_trials: int = 200) -> Path:
     return _save(plt, fig, path)
 
 
-def figure_unbiasedness(path: str | Path, *, scale: int = 1) -> Path:
+def figure_unbiasedness(path: str | Path, *, scale: int = 1, results: Results = None) -> Path:
     """U: the worst ratio mean / kernel of every U claim with its interval.
 
     Parameters
@@ -84,21 +122,22 @@ def figure_unbiasedness(path: str | Path, *, scale: int = 1) -> Path:
     path : str or Path
         Output PNG.
     scale : int, default=1
-        Multiplier of the claims' trials.
+        1: the claims' quick sizes; more: their ``--full`` sizes (for claims not in
+        ``results``).
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results, plotted where they are there.
 
     Returns
     -------
     Path
         The written file.
     """
-    from theory.registry import CLAIMS
+    from theory.registry import current_claims
 
-    specs = [s for s in CLAIMS if s.claim_id.startswith("U")]
-    results = []
-    for spec in specs:
-        kwargs = {**spec.kwargs}
-        kwargs["n_trials"] = kwargs.get("n_trials", 20_000) * scale
-        results.append(spec.check(**kwargs))
+    specs = [s for s in current_claims() if s.claim_id.startswith("U")]
+    profile = "full" if scale > 1 else "quick"
+    found = [_result(spec.claim_id, results, profile) for spec in specs]
+    results = found
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(specs) + 1.2))
     y = np.arange(len(specs))[::-1]
@@ -153,26 +192,28 @@ def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
     return _save(plt, fig, path)
 
 
-def figure_engine_paths(path: str | Path) -> Path:
+def figure_engine_paths(path: str | Path, *, results: Results = None) -> Path:
     """E: every engine path's relative deviation from the oracle, against its tolerance.
 
     Parameters
     ----------
     path : str or Path
         Output PNG.
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results, plotted where they are there.
 
     Returns
     -------
     Path
         The written file.
     """
-    from theory.registry import CLAIMS, run_claim
+    from theory.registry import current_claims
 
     labels, values, tols = [], [], []
-    for spec in CLAIMS:
+    for spec in current_claims():
         if not spec.claim_id.startswith("E"):
             continue
-        res = run_claim(spec)
+        res = _result(spec.claim_id, results)
         raw = res.data.get("raw") or {
             key: (value, res.resolving_power) for key, value in res.data["deviations"].items()
         }
@@ -193,7 +234,9 @@ def figure_engine_paths(path: str | Path) -> Path:
     return _save(plt, fig, path)
 
 
-def figure_error_prediction(path: str | Path, *, n_trials: int = 2000) -> Path:
+def figure_error_prediction(
+    path: str | Path, *, n_trials: int = 2000, results: Results = None
+) -> Path:
     """R1: measured against predicted normaliser error, per regime.
 
     Parameters
@@ -201,16 +244,22 @@ def figure_error_prediction(path: str | Path, *, n_trials: int = 2000) -> Path:
     path : str or Path
         Output PNG.
     n_trials : int, default=2000
-        Trials per regime.
+        Trials per regime when R1 is not in ``results``.
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results: R1's own evidence is plotted when it is there.
 
     Returns
     -------
     Path
         The written file.
     """
-    from theory.error_prediction import check_error_prediction
+    if results is not None and "R1" in results:
+        res = results["R1"]
+        n_trials = int(res.n_trials // len(res.data["regimes"]))
+    else:
+        from theory.error_prediction import check_error_prediction
 
-    res = check_error_prediction(n_trials=n_trials)
+        res = check_error_prediction(n_trials=n_trials)
     pred = np.array(res.data["predicted_rms"])
     ratio = np.array(res.data["ratios"])
     se = np.array(res.data["std_errors"])
@@ -232,7 +281,9 @@ def figure_error_prediction(path: str | Path, *, n_trials: int = 2000) -> Path:
     return _save(plt, fig, path)
 
 
-def figure_claim_estimates(path: str | Path, families: str, *, scale: int = 1) -> Path:
+def figure_claim_estimates(
+    path: str | Path, families: str, *, scale: int = 1, results: Results = None
+) -> Path:
     """Claims of the given families: estimate / target with intervals; exact deviations.
 
     Parameters
@@ -242,18 +293,22 @@ def figure_claim_estimates(path: str | Path, families: str, *, scale: int = 1) -
     families : str
         Claim id prefixes, e.g. ``"GH"``.
     scale : int, default=1
-        1: the claims' quick sizes; more: their ``--full`` sizes.
+        1: the claims' quick sizes; more: their ``--full`` sizes (for claims not in
+        ``results``).
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results, plotted where they are there.
 
     Returns
     -------
     Path
         The written file.
     """
-    from theory.registry import current_claims, run_claim
+    from theory.registry import current_claims
 
     specs = [s for s in current_claims() if s.claim_id[0] in families and not s.informational]
     profile = "full" if scale > 1 else "quick"
-    results = [run_claim(spec, profile=profile) for spec in specs]
+    found = [_result(spec.claim_id, results, profile) for spec in specs]
+    results = found
     ratio = [(s, r) for s, r in zip(specs, results, strict=True) if r.target]
     exact = [(s, r) for s, r in zip(specs, results, strict=True) if not r.target]
     plt = _pyplot()
@@ -288,7 +343,9 @@ def figure_claim_estimates(path: str | Path, families: str, *, scale: int = 1) -
     return _save(plt, fig, path)
 
 
-def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
+def write_claim_figures(
+    out_dir: str | Path, *, scale: int = 1, results: Results = None
+) -> list[Path]:
     """Write the C, U, S, E, R, G/H and K/W figures into ``out_dir``.
 
     Parameters
@@ -297,6 +354,9 @@ def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
         Directory (created if needed).
     scale : int, default=1
         Multiplier of the Monte Carlo sizes (10 for ``--full``).
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results (see :func:`by_claim_id`): a figure about claims plots their
+        own evidence instead of running them again; claims not there are run.
 
     Returns
     -------
@@ -306,11 +366,15 @@ def write_claim_figures(out_dir: str | Path, *, scale: int = 1) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return [
-        figure_sup_error_rate(out / "sup_error_rate.png", n_trials=100 * scale),
-        figure_unbiasedness(out / "unbiasedness.png", scale=scale),
+        figure_sup_error_rate(out / "sup_error_rate.png", n_trials=100 * scale, results=results),
+        figure_unbiasedness(out / "unbiasedness.png", scale=scale, results=results),
         figure_sampler_moments(out / "sampler_moments.png", n_trials=2000 * scale),
-        figure_engine_paths(out / "engine_paths.png"),
-        figure_error_prediction(out / "error_prediction.png", n_trials=1000 * scale),
-        figure_claim_estimates(out / "gerf_hybrid_claims.png", "GH", scale=scale),
-        figure_claim_estimates(out / "coupling_claims.png", "KW", scale=scale),
+        figure_engine_paths(out / "engine_paths.png", results=results),
+        figure_error_prediction(
+            out / "error_prediction.png", n_trials=1000 * scale, results=results
+        ),
+        figure_claim_estimates(
+            out / "gerf_hybrid_claims.png", "GH", scale=scale, results=results
+        ),
+        figure_claim_estimates(out / "coupling_claims.png", "KW", scale=scale, results=results),
     ]

@@ -203,6 +203,25 @@ def test_claim_estimate_figure_is_written(tmp_path):
     assert path.stat().st_size > 10_000
 
 
+def test_claim_figures_plot_the_runs_own_results(tmp_path, monkeypatch):
+    """Given the run's results, a claim figure plots them and runs no claim again."""
+    import theory.registry
+    from theory.figures_claims import by_claim_id, figure_claim_estimates
+    from theory.registry import current_claims, run_claim
+
+    results = by_claim_id(run_claim(s) for s in current_claims() if s.claim_id[0] == "H")
+
+    def no_rerun(*args, **kwargs):
+        raise AssertionError("a claim was run again for its figure")
+
+    monkeypatch.setattr(theory.registry, "run_claim", no_rerun)
+    path = figure_claim_estimates(tmp_path / "h.png", "H", results=results)
+    assert path.stat().st_size > 10_000
+    # Control: without the results the figure has to run the claims (and hits the patch).
+    with pytest.raises(AssertionError, match="run again"):
+        figure_claim_estimates(tmp_path / "h2.png", "H")
+
+
 def test_every_claim_family_has_a_figure():
     import inspect
 
