@@ -226,7 +226,7 @@ def favor_attention(
     data = None
     if spec.params is not None and not causal and prepare is None:
         data = np.concatenate([q.reshape(-1, d), k.reshape(-1, d)]) * scale
-    params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)
+    params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)[None, :]
     # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
     # (W s x = (s W) x), so the inputs are never copied, and s^2/2 multiplies the squared
     # norms passed to the split form (formulas §1.2).
@@ -250,12 +250,11 @@ def favor_attention(
         )
     width = spec.width_for_rows(w.shape[1])
     if prepare is not None:
-        # Per-group fitted maps: rewrite inputs and projection for the positive scans.
-        qg, kg, w, proj_index = prepare(
+        # Maps fitted per group: their inputs (rescaled where the map says) and one row of
+        # parameters per group for their split form.
+        qg, kg, params = prepare(
             features, feature_params, q, k, qg, kg, w, proj_index, padded, causal, scale
         )
-        wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
-        rows, params = feature_map("positive").jit_rows(), np.zeros(0)
     # Per running group: a chunk of features and the (features x values) state.
     check_memory(
         "the attention feature blocks",
@@ -270,6 +269,8 @@ def favor_attention(
     chunk = min(chunk, max(n_queries, n_keys))
     half_factor = 0.5 * scale * scale
 
+    per_group = params.shape[0] > 1
+
     def groups(start: int, stop: int) -> None:
         part = slice(start, stop)
         scan(
@@ -281,7 +282,7 @@ def favor_attention(
             padded[part],
             half_factor,
             rows,
-            params,
+            params[part] if per_group else params,
             width,
             chunk,
             out[part],

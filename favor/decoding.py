@@ -216,7 +216,8 @@ def _feature_rows(state: DecodingState, x: np.ndarray, keys: bool) -> tuple[np.n
 def _prepared_rows(
     state: DecodingState, x: np.ndarray, keys: bool, prepare: Callable[..., tuple]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a map fitted per group: its attention hook, then the positive split form."""
+    """Rows of a map fitted per group: its attention hook, then its split form per group."""
+    spec = feature_map(state.features)
     d = x.shape[-1]
     scale = d**-0.25
     groups = x.reshape(-1, 1, d)
@@ -226,20 +227,22 @@ def _prepared_rows(
     else:
         index = np.zeros(n, dtype=np.int64)
     lead = x.reshape(*state.batch_shape, 1, d)
-    q_aug, k_aug, w_aug, _ = prepare(
+    q_in, k_in, params = prepare(
         state.features, state.feature_params, lead, lead, groups, groups,
         state.projection, index, np.zeros((n, 1), dtype=bool), True, scale,
     )  # fmt: skip
-    aug = (k_aug if keys else q_aug)[:, 0, :]
-    w = (w_aug * scale).astype(x.dtype)
-    logits = np.ascontiguousarray(np.einsum("gd,gmd->gm", aug, w))
-    half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", aug, aug)).astype(x.dtype)
+    inputs = np.ascontiguousarray((k_in if keys else q_in)[:, 0, :])
+    w = (state.projection * scale).astype(x.dtype)
+    logits = np.ascontiguousarray(np.einsum("gd,gmd->gm", inputs, w[index]))
+    half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", inputs, inputs)).astype(x.dtype)
     width = state.kv.shape[-2]
     rows = np.empty((n, width), dtype=x.dtype)
     log_scale = np.empty(n, dtype=x.dtype)
     work = np.empty(width, dtype=x.dtype), np.empty(width, dtype=x.dtype)
-    positive = feature_map("positive")
-    positive.jit_rows()(logits, half_sq, np.zeros(0), keys, rows, log_scale, *work)
+    split = spec.jit_rows()
+    for g in range(n):  # one packed parameter row per group
+        split(logits[g : g + 1], half_sq[g : g + 1], params[g], keys, rows[g : g + 1],
+              log_scale[g : g + 1], *work)  # fmt: skip
     return rows, log_scale.astype(np.float64)
 
 

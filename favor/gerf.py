@@ -466,8 +466,8 @@ def attention_error_terms(
 # The registry's single-projection forms (favor.registry, "How to add a feature map"):
 # params = [A, log_const, |w_1|^2, ..., |w_m|^2, psi_1, ..., psi_d] with
 # log_const = (d/4) log(1 - 4A) - (1/2) log m, so phi = exp(b l + A|w|^2 + log_const - h)
-# exactly. Attention and decoding do not use them directly: they fit per group and go
-# through :func:`prepare_attention` (positive scans on augmented inputs).
+# exactly. Attention and decoding fit them per group (:func:`prepare_attention`) and run
+# the same split form with one packed row per group.
 
 
 def pack_params(a: float, projection: np.ndarray, psi: np.ndarray | None = None) -> np.ndarray:
@@ -564,42 +564,46 @@ def fit_feature_params(
     return fit_gerf_parameters(q, k, features, weights, q.shape[-1] ** -0.25)
 
 
-def augmented_projection(
-    w: np.ndarray, proj_index: np.ndarray, scale: float, a: np.ndarray
+def group_params(
+    w: np.ndarray, proj_index: np.ndarray, a: np.ndarray, psi: np.ndarray | None
 ) -> np.ndarray:
-    r"""Per-group projections :math:`[\sqrt{1-4A}\,W,\ A\lVert\omega_r\rVert^2 / s]`, shape (G, m, d+1).
+    r"""Packed parameters (:func:`pack_params`) of every group, shape (G, 2 + m + d), float64.
 
-    Unscaled like every projection the engines take: they multiply by :math:`s`, which
-    turns the last column back into the bias :math:`A\lVert\omega_r\rVert^2` for the
-    constant input coordinate 1 (:func:`prepare_attention`).
+    Row ``g`` is ``[A_g, log_const_g, |w_1|^2, ..., |w_m|^2, psi_g]`` for the group's
+    projection ``w[proj_index[g]]`` (unscaled rows: the split form adds
+    :math:`A\lVert\omega_rVert^2` to :math:`\sqrt{1-4A}\,\omega_r^T(s x)`).
     """
-    rows = w[proj_index]
-    out = np.empty((*rows.shape[:-1], rows.shape[-1] + 1), dtype=np.float64)
-    out[..., :-1] = rows * np.sqrt(1 - 4 * a)[:, None, None]
-    out[..., -1] = a[:, None] * np.einsum("gri,gri->gr", rows, rows) / scale
+    _, m, d = w.shape
+    out = np.empty((proj_index.shape[0], 2 + m + d), dtype=np.float64)
+    out[:, 0] = a
+    out[:, 1] = 0.25 * d * np.log1p(-4 * a) - 0.5 * np.log(m)
+    out[:, 2 : 2 + m] = np.einsum("pri,pri->pr", w, w)[proj_index]
+    out[:, 2 + m :] = 1.0 if psi is None else psi
     return out
 
 
-def augmented_inputs(
+def rescaled_inputs(
     qg: np.ndarray, kg: np.ndarray, psi: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(Psi q, 1)`` and ``(Psi^-1 k, 1)`` per group, shapes (G, L, d+1), inputs' dtype.
+    r""":math:`\Psi q` and :math:`\Psi^{-1} k` per group, shapes (G, L, d), inputs' dtype.
 
-    One compiled pass per input (:func:`favor._jit.gerf_rows.augment`; the entries are
-    NumPy's ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
+    The inputs themselves when ``psi`` is None (``"oprf"``: no copy). Otherwise one
+    compiled pass per input (:func:`favor._jit.gerf_rows.rescale`; the entries are NumPy's
+    ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
     """
-    from favor._jit.gerf_rows import augment
+    if psi is None:
+        return qg, kg
+    from favor._jit.gerf_rows import rescale
     from favor._threads import jit_threads
 
-    d = qg.shape[-1]
     dtype = qg.dtype
-    q_aug = np.empty((*qg.shape[:-1], d + 1), dtype=dtype)
-    k_aug = np.empty((*kg.shape[:-1], d + 1), dtype=dtype)
-    p = np.zeros((0, 0), dtype=dtype) if psi is None else np.ascontiguousarray(psi, dtype=dtype)
+    q_out = np.empty(qg.shape, dtype=dtype)
+    k_out = np.empty(kg.shape, dtype=dtype)
+    p = np.ascontiguousarray(psi, dtype=dtype)
     with jit_threads(qg.shape[0] * max(qg.shape[1], kg.shape[1])):
-        augment(np.ascontiguousarray(qg), p, False, q_aug)
-        augment(np.ascontiguousarray(kg), p, True, k_aug)
-    return q_aug, k_aug
+        rescale(np.ascontiguousarray(qg), p, False, q_out)
+        rescale(np.ascontiguousarray(kg), p, True, k_out)
+    return q_out, k_out
 
 
 def prepare_attention(
@@ -614,17 +618,17 @@ def prepare_attention(
     padded: np.ndarray,
     causal: bool,
     scale: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The registry's attention hook for ``"oprf"``/``"saderf"`` (NumPy engine and decoding).
 
     Per group: :math:`A` (and :math:`\Psi`) fitted from the inputs or taken from
-    ``feature_params`` (:func:`resolve_parameters`), then augmented inputs
-    :math:`(\Psi q, 1)`, :math:`(\Psi^{-1}k, 1)` and projection
-    :math:`[\sqrt{1-4A}\,W,\ A\lVert\omega_r\rVert^2/s]`. The positive map's logits are
-    then :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) + A\lVert\omega_r\rVert^2` and its key
-    norm term :math:`s^2\lVert\Psi^{-1}k\rVert^2/2` plus the constant :math:`s^2/2`,
-    which cancels in the normalisation like :math:`(1-4A)^{d/4}`: the positive scans
-    (stabilisers, causality and all) evaluate exactly the GERF estimator.
+    ``feature_params`` (:func:`resolve_parameters`), packed one row per group
+    (:func:`group_params`), and the inputs :math:`\Psi q`, :math:`\Psi^{-1}k`
+    (:func:`rescaled_inputs`; untouched for ``"oprf"``). The scans then run the map's own
+    split form (:mod:`favor._jit.gerf_rows`) with each group's row: logits
+    :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) + A\lVert\omega_rVert^2` and key norm term
+    :math:`s^2\lVert\Psi^{-1}kVert^2/2`, with the positive map's stabilisers (and
+    causality), so they evaluate exactly the GERF estimator (formulas §6.3).
 
     Parameters
     ----------
@@ -648,14 +652,12 @@ def prepare_attention(
     Returns
     -------
     tuple of numpy.ndarray
-        ``(qg', kg', w', index')`` of shapes (G, L_q, d+1), (G, L_k, d+1), (G, m, d+1)
-        and ``arange(G)``.
+        ``(qg', kg', params)`` of shapes (G, L_q, d), (G, L_k, d) and (G, 2 + m + d).
     """
     lead = q.shape[:-2]
     weights = None
     if padded.any():
         weights = (~padded).astype(np.float64).reshape(*lead, padded.shape[-1])
     a, psi = resolve_parameters(features, feature_params, q, k, weights, causal, scale)
-    q_aug, k_aug = augmented_inputs(qg, kg, psi)
-    w_aug = augmented_projection(w, proj_index, scale, a)
-    return q_aug, k_aug, w_aug, np.arange(qg.shape[0], dtype=np.int64)
+    q_out, k_out = rescaled_inputs(qg, kg, psi)
+    return q_out, k_out, group_params(w, proj_index, a, psi)

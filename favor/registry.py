@@ -172,10 +172,11 @@ class FeatureMap:
         Attention-input hook for maps whose parameters are fitted per (batch..., head)
         group or differ between queries and keys (``"oprf"``, ``"saderf"``):
         ``prepare(features, feature_params, q, k, qg, kg, w, proj_index, padded, causal,
-        scale) -> (qg', kg', w', proj_index')`` rewrites the grouped inputs and the
-        projection so that the *positive* map's scans compute this map exactly
-        (:func:`favor.gerf.prepare_attention`); ``params`` then serves only the
-        single-projection uses (the NumPy map, ``FavorSampler``). None: no hook.
+        scale) -> (qg', kg', params)`` rewrites the grouped inputs where the map rescales
+        them and returns one row of this map's packed parameters per group, which the
+        scans pass to its split form (:func:`favor.gerf.prepare_attention`); ``params``
+        then serves only the single-projection uses (the NumPy map, ``FavorSampler``).
+        None: no hook.
     sign_rows : int, default=0
         Independent rows appended after the ``m`` base rows of every projection (the
         angular weight's sign rows of ``"hybrid"``; module docstring). The width becomes

@@ -65,7 +65,7 @@ def _scan_signature(dtype: types.Type) -> types.Type:
         _readonly(types.boolean, 2),  # padded
         types.float64,  # half_factor
         rows_type(dtype),  # rows
-        _readonly(types.float64, 1),  # params
+        _readonly(types.float64, 2),  # params: one row, or one row per group
         types.int64,  # width
         types.int64,  # chunk
         dtype[:, :, ::1],  # out
@@ -389,8 +389,9 @@ def bidirectional_attention(
         :math:`s^2 / 2`.
     rows : first-class function
         The map's split form (:mod:`favor._jit.feature_rows`).
-    params : float64 array
-        The map's parameters (empty for maps without).
+    params : float64 array of shape (1, p) or (G, p)
+        The map's parameters (``p = 0`` for maps without): one row shared by every group,
+        or one row per group (maps fitted per group, :func:`favor.gerf.prepare_attention`).
     width : int
         The map's output width.
     chunk : int
@@ -399,14 +400,14 @@ def bidirectional_attention(
         Output, written in place.
     """
     d_v = v.shape[2]
+    per_group = params.shape[0] > 1
     for g in range(q.shape[0]):
         w = wt[proj_index[g]]
+        p = params[g] if per_group else params[0]
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
-        key_state(
-            k[g], v[g], w, padded[g], half_factor, rows, params, width, chunk, state, normaliser
-        )
-        query_output(q[g], w, half_factor, rows, params, width, chunk, state, normaliser, out[g])
+        key_state(k[g], v[g], w, padded[g], half_factor, rows, p, width, chunk, state, normaliser)
+        query_output(q[g], w, half_factor, rows, p, width, chunk, state, normaliser, out[g])
 
 
 @numba.njit(_SCAN_SIGNATURES, **_OPTIONS)
@@ -423,10 +424,12 @@ def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params,
     Parameters are those of :func:`bidirectional_attention` (here ``L_q == L_k``).
     """
     d_v = v.shape[2]
+    per_group = params.shape[0] > 1
     for g in range(q.shape[0]):
+        p = params[g] if per_group else params[0]
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
         causal_scan(
-            q[g], k[g], v[g], wt[proj_index[g]], padded[g], half_factor, rows, params, width,
+            q[g], k[g], v[g], wt[proj_index[g]], padded[g], half_factor, rows, p, width,
             chunk, state, normaliser, -np.inf, out[g],
         )  # fmt: skip

@@ -9,10 +9,9 @@ With the registry's packed parameters ``params = [A, log_const, |w_1|^2, ..., |w
     r = t + \mathrm{log\_const} - h, \quad b = \sqrt{1 - 4A},
 
 so :math:`e^{r} e` is exactly the GERF feature vector of :mod:`favor.gerf` (formulas §6.3).
-The attention engine does not call this form for these maps: it fits their parameters per
-(batch..., head) group and runs the positive scans on augmented inputs
-(:func:`favor.gerf.prepare_attention`); this form serves single-projection uses and the
-registry's contract tests. Its slow twin is ``tests/favor/test_gerf_attention.py::_rows_reference``.
+The attention scans call it with one packed row per (batch..., head) group
+(:func:`favor.gerf.prepare_attention`), decoding one group at a time. Its slow twin is
+``tests/favor/test_gerf_attention.py::_rows_reference``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from numba import prange
 
 from favor._jit.feature_rows import exp_nonpositive, jit_rows
 
-__all__ = ["augment", "column_moments", "gerf"]
+__all__ = ["column_moments", "gerf", "rescale"]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -64,38 +63,32 @@ def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cov
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def augment(x, psi, divide, out):  # pragma: no cover - compiled
-    r"""``out[g, i] = (x[g, i] * psi[g], 1)`` (or ``x / psi`` when ``divide``), in one pass.
+def rescale(x, psi, divide, out):  # pragma: no cover - compiled
+    r"""``out[g, i] = x[g, i] * psi[g]`` (or ``x / psi`` when ``divide``), in one pass.
 
-    The augmented inputs of :func:`favor.gerf.augmented_inputs` in one pass over the data,
+    The rescaled inputs of :func:`favor.gerf.rescaled_inputs` in one pass over the data,
     parallel over rows (the caller sets the thread count, :mod:`favor._threads`); each
     entry is the same single rounding as NumPy's elementwise ``x * psi`` or ``x / psi`` in
     the inputs' dtype, so the result is bit-identical.
-    ``psi`` has shape ``(G, d)`` in ``x``'s dtype, or ``(0, 0)`` for no rescaling.
 
     Parameters
     ----------
     x : array of shape (G, L, d)
-    psi : array of shape (G, d) or (0, 0)
+    psi : array of shape (G, d), in ``x``'s dtype
     divide : bool
-    out : array of shape (G, L, d + 1)
+    out : array of shape (G, L, d)
         Written in place.
     """
     n_groups, n_rows, d = x.shape
-    scaled = psi.shape[0] > 0
     for t in prange(n_groups * n_rows):
         g = t // n_rows
         i = t - g * n_rows
-        if not scaled:
-            for j in range(d):
-                out[g, i, j] = x[g, i, j]
-        elif divide:
+        if divide:
             for j in range(d):
                 out[g, i, j] = x[g, i, j] / psi[g, j]
         else:
             for j in range(d):
                 out[g, i, j] = x[g, i, j] * psi[g, j]
-        out[g, i, d] = 1
 
 
 @jit_rows

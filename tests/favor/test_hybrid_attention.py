@@ -99,7 +99,7 @@ def test_scans_match_the_loop_reference(chunk, causal, dtype, rng):
     wt = np.ascontiguousarray(np.swapaxes(w * scale, -1, -2), dtype=dtype)
     out = np.empty((n_groups, n_queries, 3), dtype=dtype)
     scan = jit.causal_attention if causal else jit.bidirectional_attention
-    params = SPEC.fit_params(None, w[0])
+    params = SPEC.fit_params(None, w[0])[None, :]
     scan(q, k, v, wt, proj_index, padded, 0.5 * scale**2, SPEC.jit_rows(), params,
          SPEC.width(m), chunk, out)  # fmt: skip
     expected = favor_attention_reference(
