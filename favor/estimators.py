@@ -106,7 +106,6 @@ from favor._dispatch import backend_of, load_backend
 from favor._guards import check_finite_result, check_memory
 from favor._validation import as_generator
 from favor.registry import FEATURE_MAPS, KERNELS, SAMPLERS, check_compatible, kernel
-from favor.sampling import draw_projection
 
 __all__ = ["FavorSampler"]
 
@@ -279,11 +278,15 @@ def _draw_rows(
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """The projection rows (float64) and, for ``"structured"``, its factors (signs, lengths).
 
-    Structured rows are drawn through :func:`favor.couplings.structured_factors` (the
-    registered sampler's stream), so the transform can apply them by fast Walsh-Hadamard
-    transforms; a non-Gaussian spectral law (``spec.rows``) rescales their lengths.
+    Rows come from :meth:`favor.registry.Kernel.draw_rows` (the kernel's ``rows`` hook or
+    the registered sampler), the path every consumer shares. The one exception keeps the
+    fast transform: while ``"structured"`` is the built-in sampler, its rows are drawn
+    through :func:`favor.couplings.structured_factors` (the same stream), so the transform
+    can apply them by fast Walsh-Hadamard transforms; a Matérn kernel rescales their
+    lengths by its Student factors, as its ``rows`` hook does.
     """
-    if projection == "structured" and spec.rows in (None, "favor.kernels:matern_rows"):
+    builtin = SAMPLERS["structured"].draw == "favor.couplings:draw_structured"
+    if projection == "structured" and builtin and spec.rows in (None, "favor.kernels:matern_rows"):
         from favor.couplings import sorf_matrix, structured_factors
 
         signs, lengths = structured_factors(n_components, n_features, rng=rng)
@@ -292,11 +295,7 @@ def _draw_rows(
 
             lengths = lengths * student_t_row_scales(n_components, nu, rng=rng)
         return sorf_matrix(signs, lengths, n_features), (signs, lengths)
-    if spec.rows is not None:
-        from favor.registry import _load
-
-        return _load(spec.rows)(projection, n_components, n_features, rng, nu), None
-    return draw_projection(projection, n_components, n_features, rng=rng), None
+    return spec.draw_rows(projection, n_components, n_features, rng, nu), None
 
 
 def _use_fast_sorf(estimator: Any, X: Any, form: str) -> bool:
@@ -515,7 +514,8 @@ class FavorSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         scale (``gamma_``, ``scale_``), the map (``features_``) and the projection
         (``projection_``); changing a hyperparameter afterwards has no effect until the
         next :meth:`fit`. The projection is drawn in float64 from ``random_state`` by
-        :func:`favor.sampling.draw_projection` and stored in the dtype of ``X``; no other
+        :meth:`favor.registry.Kernel.draw_rows` (the registered sampler, or the kernel's
+        spectral-law hook) and stored in the dtype of ``X``; no other
         property of the data is used, except its variance for ``gamma="scale"``.
 
         Parameters

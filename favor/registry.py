@@ -383,6 +383,44 @@ class Kernel:
         """The exact kernel function."""
         return _load(self.exact)
 
+    def draw_rows(
+        self,
+        projection: str,
+        n_components: int,
+        n_features: int,
+        rng: Any = None,
+        nu: float | None = None,
+    ) -> np.ndarray:
+        r"""Draw unit-scale rows from this kernel's spectral law under the coupling ``projection``.
+
+        The one way :class:`favor.FavorSampler` (and ``theory``) draws a kernel's rows:
+        the kernel's ``rows`` hook when it has one, otherwise the sampler registered as
+        ``projection`` (:math:`\mathcal N(0, I_d)` rows; the same draw as
+        :func:`favor.sampling.draw_projection`).
+
+        Parameters
+        ----------
+        projection : str
+            A registered sampler name (the coupling).
+        n_components, n_features : int
+            Shape :math:`(m, d)`.
+        rng : None, int, SeedSequence or numpy.random.Generator, default=None
+            Source of randomness.
+        nu : float, optional
+            Matérn smoothness (passed to the ``rows`` hook; ignored by the others).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_components, n_features), float64
+            The rows.
+        """
+        rng = as_generator(rng)
+        if self.rows is None:
+            return sampler(projection)(n_components, n_features, rng=rng)
+        n_components = check_positive_int("n_components", n_components)
+        n_features = check_positive_int("n_features", n_features)
+        return _load(self.rows)(projection, n_components, n_features, rng, nu)
+
 
 _BUILTIN_FEATURE_MAPS = (
     FeatureMap(

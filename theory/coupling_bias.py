@@ -8,11 +8,13 @@ finitely many values), so no SORF estimator is exactly unbiased. Averaging the R
 z^4/(4p)` for lengths :math:`\sqrt p` and :math:`(1 + 2/p) S/12 + |(1 + z^2/p)^{-p/2} -
 e^{-z^2/2}|` for :math:`\chi_p` lengths (the default), :math:`z = \lVert x - y\rVert`.
 
-The check draws many independent blocks from :func:`favor.couplings.structured_projection`
-and fails when the measured bias is *significantly outside* the bound (false-alarm rate
-``alpha``): a correct implementation cannot fail it by chance more often than that. The
-negative controls (one :math:`HD` block instead of three; no random signs) leave an
-axis-aligned difference unmixed, so their bias is :math:`E\cos(t z) - e^{-z^2/2} \approx
+The check draws many independent blocks from the registered ``"structured"`` sampler
+(:func:`favor.sampling.draw_projection`; the :math:`\sqrt p`-length case, which no
+sampler offers, from :func:`favor.couplings.structured_projection`) and fails when the
+measured bias is *significantly outside* the bound (false-alarm rate ``alpha``): a
+correct implementation cannot fail it by chance more often than that. The negative
+controls (one :math:`HD` block instead of three; no random signs) leave an axis-aligned
+difference unmixed, so their bias is :math:`E\cos(t z) - e^{-z^2/2} \approx
 -0.25` at :math:`z = 1.5`, far outside the bound.
 """
 
@@ -42,6 +44,11 @@ _Z = 1.5
 
 
 def _structured(m: int, d: int, *, rng: Any, norms: str) -> np.ndarray:
+    """The engine's ``"structured"`` sampler (chi lengths); ``sqrt(p)`` lengths directly."""
+    if norms == "chi":
+        import favor.sampling
+
+        return favor.sampling.draw_projection("structured", m, d, rng=rng)
     import favor.couplings
 
     return favor.couplings.structured_projection(m, d, norms=norms, rng=rng)
@@ -94,8 +101,9 @@ def check_structured_bias(
     alpha : float, default=FALSE_ALARM
         Family-wise false-alarm rate.
     sampler : callable, optional
-        ``sampler(m, d, *, rng, norms)``; default
-        :func:`favor.couplings.structured_projection` (a broken one for negative controls).
+        ``sampler(m, d, *, rng, norms)``; default the registered ``"structured"``
+        sampler (chi lengths) and :func:`favor.couplings.structured_projection` (fixed
+        lengths); a broken one for negative controls.
     batch : int, default=1000
         Blocks per sampler call (blocks are independent, so one call of ``batch * p`` rows
         holds ``batch`` independent blocks).

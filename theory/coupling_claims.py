@@ -72,31 +72,36 @@ KERNEL_COUPLINGS = {
 _NUS = (0.5, 1.5, 2.5)
 
 
-def _base(projection: str) -> Sampler:
-    import favor.couplings
-    import favor.sampling
+_PROJECTIONS = ("iid", "orthogonal", "structured", "qmc", "simplex", "simplex+")
 
-    table = {
-        "iid": favor.sampling.iid_projection,
-        "orthogonal": favor.sampling.orthogonal_projection,
-        "structured": favor.couplings.structured_projection,
-        "qmc": favor.couplings.qmc_projection,
-        "simplex": favor.couplings.simplex_projection,
-        "simplex+": favor.couplings.draw_simplex_plus,
-    }
-    if projection not in table:
-        raise ValueError(f"projection must be one of {sorted(table)}, got {projection!r}")
-    return table[projection]
+
+def _base(projection: str) -> Sampler:
+    """``sampler(m, d, *, rng)``: the registered sampler, through the engine's draw."""
+    if projection not in _PROJECTIONS:
+        raise ValueError(f"projection must be one of {sorted(_PROJECTIONS)}, got {projection!r}")
+
+    def draw(m: int, d: int, *, rng: Any) -> np.ndarray:
+        import favor.sampling
+
+        return favor.sampling.draw_projection(projection, m, d, rng=rng)
+
+    return draw
 
 
 def coupling_sampler(projection: str, kernel: str, *, nu: float | None = None) -> Sampler:
     """``sampler(m, d, *, rng)`` drawing rows from ``kernel``'s spectral law with a coupling.
 
+    The rows come from the path the engine uses: Gaussian-law kernels through
+    :func:`favor.sampling.draw_projection` (the registered sampler), the Laplacian and
+    Matérn kernels through the registered kernel's ``rows`` hook
+    (:meth:`favor.registry.Kernel.draw_rows`, as :class:`favor.FavorSampler` draws them),
+    so a bug injected through the registry is what the claims see.
+
     Parameters
     ----------
     projection : str
         The coupling (``"iid"``, ``"orthogonal"``, ``"structured"``, ``"qmc"``,
-        ``"simplex"``).
+        ``"simplex"``, ``"simplex+"``).
     kernel : {"rbf", "softmax", "laplacian", "matern"}
         The kernel whose spectral law the rows follow (unit scale).
     nu : float, optional
@@ -105,25 +110,17 @@ def coupling_sampler(projection: str, kernel: str, *, nu: float | None = None) -
     Returns
     -------
     callable
-        The sampler, built from favor's public samplers.
+        The sampler.
     """
-    if kernel == "laplacian":
-        from favor.kernels import cauchy_projection
+    if kernel in ("laplacian", "matern"):
 
-        def laplacian(m: int, d: int, *, rng: Any) -> np.ndarray:
-            return cauchy_projection(m, d, projection=projection, rng=rng)
+        def rows(m: int, d: int, *, rng: Any) -> np.ndarray:
+            import favor.registry
 
-        return laplacian
-    base = _base(projection)
-    if kernel == "matern":
-        from favor.kernels import student_t_row_scales
+            return favor.registry.KERNELS[kernel].draw_rows(projection, m, d, rng, nu)
 
-        def matern(m: int, d: int, *, rng: Any) -> np.ndarray:
-            w = base(m, d, rng=rng)
-            return w * student_t_row_scales(m, nu, rng=rng)[:, None]
-
-        return matern
-    return base
+        return rows
+    return _base(projection)
 
 
 def _kernel_value(kernel: str, x: np.ndarray, y: np.ndarray, nu: float | None) -> np.ndarray:
@@ -377,7 +374,7 @@ def check_simplex_mse(
     alpha : float, default=FALSE_ALARM
         False-alarm rate.
     sampler : callable, optional
-        Implementation under test (default ``favor.couplings.simplex_projection``).
+        Implementation under test (default: the registered ``"simplex"`` sampler).
     name : str, optional
         Claim name.
 

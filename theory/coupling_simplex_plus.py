@@ -28,9 +28,10 @@ Sampler = Callable[..., np.ndarray]
 
 
 def _simplex_plus(m: int, d: int, *, rng: Any) -> np.ndarray:
-    import favor.couplings
+    """The engine's ``"simplex+"`` sampler (:func:`favor.sampling.draw_projection`)."""
+    import favor.sampling
 
-    return favor.couplings.simplex_projection(m, d, norm_dependent=True, rng=rng)
+    return favor.sampling.draw_projection("simplex+", m, d, rng=rng)
 
 
 def simplex_rows(m: int, d: int, *, rng: Any) -> np.ndarray:

@@ -136,3 +136,62 @@ def test_attention_accepts_the_new_samplers(projection, rng):
         q, k, v, projection=projection, n_components=64, rng=0, causal=True
     )
     assert np.isfinite(causal).all()
+
+
+@pytest.mark.parametrize(
+    ("kernel", "projection", "nu"),
+    [
+        ("rbf", "qmc", 1.5),
+        ("softmax", "simplex", 1.5),
+        ("laplacian", "qmc", 1.5),
+        ("laplacian", "iid", 1.5),
+        ("matern", "simplex+", 2.5),
+        ("matern", "orthogonal", 0.5),
+    ],
+)
+def test_kernel_draw_rows_is_the_documented_draw(kernel, projection, nu):
+    from favor.kernels import cauchy_projection, student_t_row_scales
+    from favor.registry import KERNELS
+    from favor.sampling import draw_projection
+
+    rows = KERNELS[kernel].draw_rows(projection, 7, 5, np.random.default_rng(3), nu)
+    rng = np.random.default_rng(3)
+    if kernel == "laplacian":
+        expected = cauchy_projection(7, 5, projection=projection, rng=rng)
+    else:
+        expected = draw_projection(projection, 7, 5, rng=rng)
+        if kernel == "matern":
+            expected = expected * student_t_row_scales(7, nu, rng=rng)[:, None]
+    np.testing.assert_array_equal(rows, expected)
+
+
+@pytest.mark.parametrize(("kernel", "projection"), [("rbf", "structured"), ("matern", "qmc")])
+def test_favor_sampler_draws_through_the_registered_sampler(kernel, projection):
+    import dataclasses
+
+    from favor import registry
+
+    spec = registry.SAMPLERS[projection]
+    doubled = dataclasses.replace(spec, draw=lambda m, d, rng: np.full((m, d), 2.0))
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    with registry.register_sampler(doubled, replace=True):
+        fitted = FavorSampler(kernel=kernel, projection=projection, n_components=8).fit(x)
+        if kernel == "rbf":
+            np.testing.assert_array_equal(fitted.projection_, 2.0)
+            phi = fitted.transform(x)  # the dense path (no fast-transform factors)
+            assert phi.shape == (4, 16)
+            assert np.all(np.isfinite(phi))
+        else:  # Matern rows: the sampler's rows times positive Student factors
+            assert np.all(fitted.projection_ > 0)
+            np.testing.assert_allclose(fitted.projection_, fitted.projection_[:, :1] * np.ones(3))
+    fresh = FavorSampler(kernel=kernel, projection=projection, n_components=8).fit(x)
+    assert not np.allclose(fresh.projection_, fresh.projection_[:, :1])
+
+
+def test_kernel_draw_rows_rejects_bad_sizes():
+    from favor.registry import KERNELS
+
+    with pytest.raises(ValueError, match="n_components"):
+        KERNELS["matern"].draw_rows("iid", 0, 3, 0, 1.5)
+    with pytest.raises(ValueError, match="projection"):
+        KERNELS["rbf"].draw_rows("nope", 4, 3, 0)
