@@ -249,12 +249,16 @@ def favor_attention(
             np.broadcast_to(mask, (*lead, n_keys)).reshape(n_groups, n_keys)
         )
     width = spec.width_for_rows(w.shape[1])
+    wt_keys, norm_weights = wt, np.zeros((1, 0))
     if prepare is not None:
-        # Maps fitted per group: their inputs (rescaled where the map says) and one row of
-        # parameters per group for their split form.
-        qg, kg, params = prepare(
-            features, feature_params, q, k, qg, kg, w, proj_index, padded, causal, scale
+        # Maps fitted per group: one row of parameters per group for their split form, and
+        # query/key projections and key norm weights that apply their input rescaling.
+        w_q, w_k, proj_index, params, norm_weights = prepare(
+            features, feature_params, q, k, w, proj_index, padded, causal, scale
         )
+        if w_q is not w:
+            wt = np.ascontiguousarray(np.swapaxes(w_q * scale, -1, -2), dtype=dtype)
+            wt_keys = np.ascontiguousarray(np.swapaxes(w_k * scale, -1, -2), dtype=dtype)
     # Per running group: a chunk of features and the (features x values) state.
     check_memory(
         "the attention feature blocks",
@@ -270,6 +274,7 @@ def favor_attention(
     half_factor = 0.5 * scale * scale
 
     per_group = params.shape[0] > 1
+    weighted = norm_weights.shape[1] > 0
 
     def groups(start: int, stop: int) -> None:
         part = slice(start, stop)
@@ -278,9 +283,11 @@ def favor_attention(
             kg[part],
             vg[part],
             wt,
+            wt_keys,
             proj_index[part],
             padded[part],
             half_factor,
+            norm_weights[part] if weighted else norm_weights,
             rows,
             params[part] if per_group else params,
             width,

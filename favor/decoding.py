@@ -227,14 +227,15 @@ def _prepared_rows(
     else:
         index = np.zeros(n, dtype=np.int64)
     lead = x.reshape(*state.batch_shape, 1, d)
-    q_in, k_in, params = prepare(
-        state.features, state.feature_params, lead, lead, groups, groups,
-        state.projection, index, np.zeros((n, 1), dtype=bool), True, scale,
+    w_q, w_k, index, params, norm_weights = prepare(
+        state.features, state.feature_params, lead, lead, state.projection, index,
+        np.zeros((n, 1), dtype=bool), True, scale,
     )  # fmt: skip
-    inputs = np.ascontiguousarray((k_in if keys else q_in)[:, 0, :])
-    w = (state.projection * scale).astype(x.dtype)
+    inputs = groups[:, 0, :]
+    w = ((w_k if keys else w_q) * scale).astype(x.dtype)
     logits = np.ascontiguousarray(np.einsum("gd,gmd->gm", inputs, w[index]))
-    half_sq = (0.5 * scale * scale * np.einsum("gd,gd->g", inputs, inputs)).astype(x.dtype)
+    sq = inputs * inputs if norm_weights.shape[1] == 0 else inputs * inputs * norm_weights
+    half_sq = (0.5 * scale * scale * sq.sum(axis=-1)).astype(x.dtype)
     width = state.kv.shape[-2]
     rows = np.empty((n, width), dtype=x.dtype)
     log_scale = np.empty(n, dtype=x.dtype)

@@ -571,7 +571,8 @@ def group_params(
 
     Row ``g`` is ``[A_g, log_const_g, |w_1|^2, ..., |w_m|^2, psi_g]`` for the group's
     projection ``w[proj_index[g]]`` (unscaled rows: the split form adds
-    :math:`A\lVert\omega_rVert^2` to :math:`\sqrt{1-4A}\,\omega_r^T(s x)`).
+    :math:`A\lVert\omega_r
+Vert^2` to :math:`\sqrt{1-4A}\,\omega_r^T(s x)`).
     """
     _, m, d = w.shape
     out = np.empty((proj_index.shape[0], 2 + m + d), dtype=np.float64)
@@ -582,53 +583,30 @@ def group_params(
     return out
 
 
-def rescaled_inputs(
-    qg: np.ndarray, kg: np.ndarray, psi: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`\Psi q` and :math:`\Psi^{-1} k` per group, shapes (G, L, d), inputs' dtype.
-
-    The inputs themselves when ``psi`` is None (``"oprf"``: no copy). Otherwise one
-    compiled pass per input (:func:`favor._jit.gerf_rows.rescale`; the entries are NumPy's
-    ``q * psi`` and ``k / psi`` in the inputs' dtype, bit for bit).
-    """
-    if psi is None:
-        return qg, kg
-    from favor._jit.gerf_rows import rescale
-    from favor._threads import jit_threads
-
-    dtype = qg.dtype
-    q_out = np.empty(qg.shape, dtype=dtype)
-    k_out = np.empty(kg.shape, dtype=dtype)
-    p = np.ascontiguousarray(psi, dtype=dtype)
-    with jit_threads(qg.shape[0] * max(qg.shape[1], kg.shape[1])):
-        rescale(np.ascontiguousarray(qg), p, False, q_out)
-        rescale(np.ascontiguousarray(kg), p, True, k_out)
-    return q_out, k_out
-
-
 def prepare_attention(
     features: str,
     feature_params: GerfParameters | None,
     q: np.ndarray,
     k: np.ndarray,
-    qg: np.ndarray,
-    kg: np.ndarray,
     w: np.ndarray,
     proj_index: np.ndarray,
     padded: np.ndarray,
     causal: bool,
     scale: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""The registry's attention hook for ``"oprf"``/``"saderf"`` (NumPy engine and decoding).
 
     Per group: :math:`A` (and :math:`\Psi`) fitted from the inputs or taken from
     ``feature_params`` (:func:`resolve_parameters`), packed one row per group
-    (:func:`group_params`), and the inputs :math:`\Psi q`, :math:`\Psi^{-1}k`
-    (:func:`rescaled_inputs`; untouched for ``"oprf"``). The scans then run the map's own
-    split form (:mod:`favor._jit.gerf_rows`) with each group's row: logits
-    :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) + A\lVert\omega_rVert^2` and key norm term
-    :math:`s^2\lVert\Psi^{-1}kVert^2/2`, with the positive map's stabilisers (and
-    causality), so they evaluate exactly the GERF estimator (formulas §6.3).
+    (:func:`group_params`). The scans then run the map's own split form
+    (:mod:`favor._jit.gerf_rows`) with each group's row: logits
+    :math:`\sqrt{1-4A}\,\omega_r^T(s\Psi q) + A\lVert\omega_r\rVert^2` and key norm term
+    :math:`s^2\lVert\Psi^{-1}k\rVert^2/2`, with the positive map's stabilisers (and
+    causality), so they evaluate exactly the GERF estimator (formulas §6.3). The inputs
+    are never copied: :math:`\omega^T\Psi q = (\Psi\omega)^T q` and
+    :math:`\omega^T\Psi^{-1} k = (\Psi^{-1}\omega)^T k`, so ``"saderf"`` gets per-group
+    query and key projections, and :math:`\lVert\Psi^{-1}k\rVert^2` is the key norm with
+    weights :math:`\psi_j^{-2}`.
 
     Parameters
     ----------
@@ -636,8 +614,6 @@ def prepare_attention(
     feature_params : GerfParameters or None
     q, k : numpy.ndarray of shape (..., L, d)
         The checked inputs (leading axes kept, for the fit).
-    qg, kg : numpy.ndarray of shape (G, L, d)
-        The same, one group per row.
     w : numpy.ndarray of shape (P, m, d)
         Projection(s), float64, unscaled.
     proj_index : numpy.ndarray of shape (G,)
@@ -652,12 +628,19 @@ def prepare_attention(
     Returns
     -------
     tuple of numpy.ndarray
-        ``(qg', kg', params)`` of shapes (G, L_q, d), (G, L_k, d) and (G, 2 + m + d).
+        ``(w_queries, w_keys, proj_index', params, norm_weights)``: the query and key
+        projections (``w`` itself for ``"oprf"``; shape (G, m, d) for ``"saderf"``, with
+        ``proj_index' = arange(G)``), the packed parameters (G, 2 + m + d) and the key
+        norm weights, (G, d) or (1, 0) for the plain norm.
     """
     lead = q.shape[:-2]
     weights = None
     if padded.any():
         weights = (~padded).astype(np.float64).reshape(*lead, padded.shape[-1])
     a, psi = resolve_parameters(features, feature_params, q, k, weights, causal, scale)
-    q_out, k_out = rescaled_inputs(qg, kg, psi)
-    return q_out, k_out, group_params(w, proj_index, a, psi)
+    params = group_params(w, proj_index, a, psi)
+    if psi is None:
+        return w, w, proj_index, params, np.zeros((1, 0))
+    rows = w[proj_index]
+    index = np.arange(proj_index.shape[0], dtype=np.int64)
+    return rows * psi[:, None, :], rows / psi[:, None, :], index, params, psi**-2.0

@@ -60,10 +60,12 @@ def _scan_signature(dtype: types.Type) -> types.Type:
         tensor,  # q
         tensor,  # k
         tensor,  # v
-        tensor,  # wt
+        tensor,  # wt (queries)
+        tensor,  # wt_keys
         _readonly(types.int64, 1),  # proj_index
         _readonly(types.boolean, 2),  # padded
         types.float64,  # half_factor
+        _readonly(types.float64, 2),  # norm_weights: (1, 0), or one row per group
         rows_type(dtype),  # rows
         _readonly(types.float64, 2),  # params: one row, or one row per group
         types.int64,  # width
@@ -98,12 +100,20 @@ def _as_writable_overload(x):  # pragma: no cover - typing only
 
 
 @numba.njit(**_OPTIONS)
-def _half_sq_norms(x, factor, out):  # pragma: no cover - compiled
-    for i in range(x.shape[0]):
-        acc = 0.0
-        for j in range(x.shape[1]):
-            acc += x[i, j] * x[i, j]
-        out[i] = factor * acc
+def _half_sq_norms(x, factor, weights, out):  # pragma: no cover - compiled
+    # factor * sum_j weights_j x_ij^2 (weights empty: all ones).
+    if weights.shape[0] == 0:
+        for i in range(x.shape[0]):
+            acc = 0.0
+            for j in range(x.shape[1]):
+                acc += x[i, j] * x[i, j]
+            out[i] = factor * acc
+    else:
+        for i in range(x.shape[0]):
+            acc = 0.0
+            for j in range(x.shape[1]):
+                acc += weights[j] * x[i, j] * x[i, j]
+            out[i] = factor * acc
 
 
 @numba.njit(**_OPTIONS)
@@ -119,9 +129,11 @@ def _normalised_rows(numer, denom, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_OPTIONS)
-def _key_rows(k, wt, half_factor, rows, params, padded, e, r, hsq, shifted, scratch):
+def _key_rows(
+    k, wt, half_factor, norm_weights, rows, params, padded, e, r, hsq, shifted, scratch
+):  # pragma: no cover - compiled
     # Split-form features of one chunk of keys; padded keys get a zero row and r = -inf.
-    _half_sq_norms(k, half_factor, hsq)
+    _half_sq_norms(k, half_factor, norm_weights, hsq)
     rows(np.dot(_as_writable(k), _as_writable(wt)), hsq, params, True, e, r, shifted, scratch)
     for j in range(k.shape[0]):
         if padded[j]:
@@ -132,8 +144,8 @@ def _key_rows(k, wt, half_factor, rows, params, padded, e, r, hsq, shifted, scra
 
 @numba.njit(**_OPTIONS)
 def _query_rows(q, wt, half_factor, rows, params, e, r, hsq, shifted, scratch):
-    # Query log-scales r cancel in the normalisation; they are computed and not used.
-    _half_sq_norms(q, half_factor, hsq)
+    # Query log-scales r cancel in the normalisation, so the plain norm does for every map.
+    _half_sq_norms(q, half_factor, np.empty(0), hsq)
     rows(np.dot(_as_writable(q), _as_writable(wt)), hsq, params, False, e, r, shifted, scratch)
 
 
@@ -193,7 +205,9 @@ def causal_state_update(state, normaliser, log_scale, e, r, v):
 
 
 @numba.njit(**_OPTIONS)
-def key_state(k, v, w, padded, half_factor, rows, params, width, chunk, state, normaliser):
+def key_state(
+    k, v, w, padded, half_factor, norm_weights, rows, params, width, chunk, state, normaliser
+):
     r"""Fold one group's keys into the state ``(state, normaliser)``; return its log-scale.
 
     Streams the keys in chunks of ``chunk`` rows: :math:`S = \sum_j e^{r_j - c} e_j v_j^T`,
@@ -208,9 +222,13 @@ def key_state(k, v, w, padded, half_factor, rows, params, width, chunk, state, n
     k : array of shape (L_k, d)
     v : array of shape (L_k, d_v)
     w : array of shape (d, m)
-        The group's scaled, transposed projection.
+        The group's scaled, transposed key projection.
     padded : bool array of shape (L_k,)
-    half_factor, rows, params, width, chunk
+    half_factor : float
+        As in :func:`bidirectional_attention`.
+    norm_weights : float64 array of shape (d,) or (0,)
+        The group's row of ``norm_weights`` (:func:`bidirectional_attention`).
+    rows, params, width, chunk
         As in :func:`bidirectional_attention`.
     state : array of shape (width, d_v)
     normaliser : array of shape (width,)
@@ -230,7 +248,7 @@ def key_state(k, v, w, padded, half_factor, rows, params, width, chunk, state, n
     for t0 in range(0, n_keys, chunk):
         n = min(chunk, n_keys - t0)
         _key_rows(
-            k[t0 : t0 + n], w, half_factor, rows, params, padded[t0 : t0 + n],
+            k[t0 : t0 + n], w, half_factor, norm_weights, rows, params, padded[t0 : t0 + n],
             e[:n], r[:n], hsq[:n], shifted, scratch,
         )  # fmt: skip
         log_scale = causal_state_update(state, normaliser, log_scale, e[:n], r[:n], v[t0 : t0 + n])
@@ -247,7 +265,9 @@ def query_output(q, w, half_factor, rows, params, width, chunk, state, normalise
     Parameters
     ----------
     q : array of shape (L_q, d)
-    w, half_factor, rows, params, width, chunk
+    w : array of shape (d, m)
+        The group's scaled, transposed query projection.
+    half_factor, rows, params, width, chunk
         As in :func:`key_state`.
     state : array of shape (width, d_v)
     normaliser : array of shape (width,)
@@ -272,8 +292,9 @@ def query_output(q, w, half_factor, rows, params, width, chunk, state, normalise
 
 @numba.njit(**_OPTIONS)
 def causal_scan(
-    q, k, v, w, padded, half_factor, rows, params, width, chunk, state, normaliser, log_scale, out
-):
+    q, k, v, wq, wk, padded, half_factor, norm_weights, rows, params, width, chunk, state,
+    normaliser, log_scale, out,
+):  # fmt: skip
     r"""Causal attention of one group from a carried state; return the final log-scale.
 
     Inside each chunk, with running maxima :math:`c_t = \max(c_{prev}, r_{t_0}, ..., r_t)`:
@@ -295,7 +316,10 @@ def causal_scan(
     ----------
     q, k : arrays of shape (L, d)
     v : array of shape (L, d_v)
-    w, padded, half_factor, rows, params, width, chunk
+    wq, wk : arrays of shape (d, m)
+        The group's scaled, transposed query and key projections (the same array for
+        every map but ``"saderf"``).
+    padded, half_factor, norm_weights, rows, params, width, chunk
         As in :func:`key_state`.
     state : array of shape (width, d_v)
         Carried :math:`S` (advanced in place).
@@ -324,11 +348,11 @@ def causal_scan(
         n = min(chunk, n_tokens - t0)
         vc = v[t0 : t0 + n]
         _query_rows(
-            q[t0 : t0 + n], w, half_factor, rows, params,
+            q[t0 : t0 + n], wq, half_factor, rows, params,
             eq[:n], dummy[:n], hsq[:n], shifted, scratch,
         )  # fmt: skip
         _key_rows(
-            k[t0 : t0 + n], w, half_factor, rows, params, padded[t0 : t0 + n],
+            k[t0 : t0 + n], wk, half_factor, norm_weights, rows, params, padded[t0 : t0 + n],
             ek[:n], r[:n], hsq[:n], shifted, scratch,
         )  # fmt: skip
         top = log_scale
@@ -361,8 +385,9 @@ def causal_scan(
 
 @numba.njit(_SCAN_SIGNATURES, **_OPTIONS)
 def bidirectional_attention(
-    q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out
-):
+    q, k, v, wt, wt_keys, proj_index, padded, half_factor, norm_weights, rows, params, width,
+    chunk, out,
+):  # fmt: skip
     r"""Normalised FAVOR+ attention over all keys, streamed in chunks, one group after another.
 
     For each group: one pass over the key chunks accumulates
@@ -380,13 +405,21 @@ def bidirectional_attention(
     k : array of shape (G, L_k, d)
     v : array of shape (G, L_k, d_v)
     wt : array of shape (P, d, m)
-        Scaled, transposed projections.
+        Scaled, transposed projections of the queries.
+    wt_keys : array of shape (P, d, m)
+        Those of the keys: ``wt`` itself for every map but ``"saderf"``, whose diagonal
+        rescaling :math:`\Psi q`, :math:`\Psi^{-1} k` is folded into per-group projections
+        (:func:`favor.gerf.prepare_attention`), so the inputs are never copied.
     proj_index : int64 array of shape (G,)
         Which projection each group uses.
     padded : bool array of shape (G, L_k)
         True marks a padded key.
     half_factor : float
         :math:`s^2 / 2`.
+    norm_weights : float64 array of shape (1, 0) or (G, d)
+        Key norm weights: the key norm term is :math:`\tfrac{s^2}{2}\sum_j u_j k_j^2`
+        (``"saderf"``: :math:`u = \Psi^{-2}`, the norm of :math:`\Psi^{-1}k`); empty:
+        the plain norm.
     rows : first-class function
         The map's split form (:mod:`favor._jit.feature_rows`).
     params : float64 array of shape (1, p) or (G, p)
@@ -401,17 +434,26 @@ def bidirectional_attention(
     """
     d_v = v.shape[2]
     per_group = params.shape[0] > 1
+    weighted = norm_weights.shape[1] > 0
     for g in range(q.shape[0]):
-        w = wt[proj_index[g]]
         p = params[g] if per_group else params[0]
+        u = _as_writable(norm_weights[g] if weighted else norm_weights[0])
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
-        key_state(k[g], v[g], w, padded[g], half_factor, rows, p, width, chunk, state, normaliser)
-        query_output(q[g], w, half_factor, rows, p, width, chunk, state, normaliser, out[g])
+        key_state(
+            k[g], v[g], wt_keys[proj_index[g]], padded[g], half_factor, u, rows, p, width,
+            chunk, state, normaliser,
+        )  # fmt: skip
+        query_output(
+            q[g], wt[proj_index[g]], half_factor, rows, p, width, chunk, state, normaliser, out[g]
+        )
 
 
 @numba.njit(_SCAN_SIGNATURES, **_OPTIONS)
-def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out):
+def causal_attention(
+    q, k, v, wt, wt_keys, proj_index, padded, half_factor, norm_weights, rows, params, width,
+    chunk, out,
+):  # fmt: skip
     r"""Causal FAVOR+ attention by a chunked prefix scan, one group after another.
 
     :func:`causal_scan` of each group from the empty state: inside a chunk a small masked
@@ -425,11 +467,13 @@ def causal_attention(q, k, v, wt, proj_index, padded, half_factor, rows, params,
     """
     d_v = v.shape[2]
     per_group = params.shape[0] > 1
+    weighted = norm_weights.shape[1] > 0
     for g in range(q.shape[0]):
         p = params[g] if per_group else params[0]
+        u = _as_writable(norm_weights[g] if weighted else norm_weights[0])
         state = np.zeros((width, d_v), dtype=q.dtype)
         normaliser = np.zeros(width, dtype=q.dtype)
         causal_scan(
-            q[g], k[g], v[g], wt[proj_index[g]], padded[g], half_factor, rows, p, width,
-            chunk, state, normaliser, -np.inf, out[g],
+            q[g], k[g], v[g], wt[proj_index[g]], wt_keys[proj_index[g]], padded[g],
+            half_factor, u, rows, p, width, chunk, state, normaliser, -np.inf, out[g],
         )  # fmt: skip

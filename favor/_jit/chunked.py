@@ -29,6 +29,7 @@ obviously correct twins are in ``tests/favor/test_dask_attention.py``.
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import types
 
 from favor._jit.attention import causal_scan, key_state, query_output
@@ -114,6 +115,7 @@ def key_states(
             wt[proj_index[g]],
             padded[g],
             half_factor,
+            np.empty(0),  # plain key norms (maps fitted per group are refused here)
             rows,
             params,
             width,
@@ -198,8 +200,10 @@ def causal_attention_from(
             k[g],
             v[g],
             wt[proj_index[g]],
+            wt[proj_index[g]],
             padded[g],
             half_factor,
+            np.empty(0),
             rows,
             params,
             width,

@@ -22,7 +22,7 @@ from numba import prange
 
 from favor._jit.feature_rows import exp_nonpositive, jit_rows
 
-__all__ = ["column_moments", "gerf", "rescale"]
+__all__ = ["column_moments", "gerf"]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -60,35 +60,6 @@ def column_moments(x, stride, weights, sums, squares, counts):  # pragma: no cov
                 sums[g, j] += w * value
                 squares[g, j] += w * value * value
         counts[g] = count
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def rescale(x, psi, divide, out):  # pragma: no cover - compiled
-    r"""``out[g, i] = x[g, i] * psi[g]`` (or ``x / psi`` when ``divide``), in one pass.
-
-    The rescaled inputs of :func:`favor.gerf.rescaled_inputs` in one pass over the data,
-    parallel over rows (the caller sets the thread count, :mod:`favor._threads`); each
-    entry is the same single rounding as NumPy's elementwise ``x * psi`` or ``x / psi`` in
-    the inputs' dtype, so the result is bit-identical.
-
-    Parameters
-    ----------
-    x : array of shape (G, L, d)
-    psi : array of shape (G, d), in ``x``'s dtype
-    divide : bool
-    out : array of shape (G, L, d)
-        Written in place.
-    """
-    n_groups, n_rows, d = x.shape
-    for t in prange(n_groups * n_rows):
-        g = t // n_rows
-        i = t - g * n_rows
-        if divide:
-            for j in range(d):
-                out[g, i, j] = x[g, i, j] / psi[g, j]
-        else:
-            for j in range(d):
-                out[g, i, j] = x[g, i, j] * psi[g, j]
 
 
 @jit_rows

@@ -235,28 +235,6 @@ def test_decoding_needs_fixed_parameters():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("with_psi", [False, True])
-def test_rescaled_inputs_match_their_numpy_twin_bit_for_bit(with_psi, dtype, rng):
-    """The parallel jit pass (favor._jit.gerf_rows.rescale) against the elementwise NumPy
-    formula: q * psi and k / psi in the inputs' dtype; without psi the inputs themselves."""
-    from favor.gerf import rescaled_inputs
-
-    qg = rng.standard_normal((3, 7, 5)).astype(dtype)
-    kg = rng.standard_normal((3, 9, 5)).astype(dtype)
-    psi = np.exp(rng.standard_normal((3, 5))) if with_psi else None
-    q_out, k_out = rescaled_inputs(qg, kg, psi)
-    if psi is None:
-        assert q_out is qg
-        assert k_out is kg
-        return
-    p = psi.astype(dtype)
-    for got, x, expected in ((q_out, qg, qg * p[:, None]), (k_out, kg, kg / p[:, None])):
-        assert got.dtype == dtype
-        assert got.shape == x.shape
-        np.testing.assert_array_equal(got, expected)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_column_moments_match_their_loop_twin(weighted, stride, dtype, rng):

@@ -100,7 +100,7 @@ def test_scans_match_the_loop_reference(chunk, causal, dtype, rng):
     out = np.empty((n_groups, n_queries, 3), dtype=dtype)
     scan = jit.causal_attention if causal else jit.bidirectional_attention
     params = SPEC.fit_params(None, w[0])[None, :]
-    scan(q, k, v, wt, proj_index, padded, 0.5 * scale**2, SPEC.jit_rows(), params,
+    scan(q, k, v, wt, wt, proj_index, padded, 0.5 * scale**2, np.zeros((1, 0)), SPEC.jit_rows(), params,
          SPEC.width(m), chunk, out)  # fmt: skip
     expected = favor_attention_reference(
         q, k, v, w, "hybrid", causal=causal, padded=padded, proj_index=proj_index

@@ -119,7 +119,8 @@ def test_attention_scans_match_reference(chunk, causal, kind, dtype, rng):
     kernel = jit.causal_attention if causal else jit.bidirectional_attention
     spec = FEATURE_MAPS[kind]
     rows, width = spec.jit_rows(), spec.width(w.shape[1])
-    kernel(q, k, v, wt, proj_index, padded, 0.5 * scale**2, rows, np.zeros((1, 0)), width, chunk, out)
+    kernel(q, k, v, wt, wt, proj_index, padded, 0.5 * scale**2, np.zeros((1, 0)), rows,
+           np.zeros((1, 0)), width, chunk, out)  # fmt: skip
     expected = favor_attention_reference(
         q, k, v, w, kind, causal=causal, padded=padded, proj_index=proj_index
     )
