@@ -496,6 +496,65 @@ def _torch_causal_ignored() -> None:
     _set(favor_torch, "favor_attention", favor_attention)
 
 
+def _transformer_rbf_scale() -> None:
+    # FavorSampler maps sqrt(gamma) x instead of sqrt(2 gamma) x for the RBF kernel.
+    from favor import registry
+
+    spec = registry.KERNELS["rbf"]
+    wrong = dataclasses.replace(spec, input_scale=lambda gamma: float(np.sqrt(gamma)))
+    _enter(registry.register_kernel(wrong, replace=True))
+
+
+def _transformer_oprf_wrong_a() -> None:
+    # FavorSampler fits oprf's A with the secondary source's formula (formulas §7).
+    import favor.gerf as gerf
+    from favor import registry
+    from theory.gerf_claims import secondary_source_a
+
+    spec = registry.FEATURE_MAPS["oprf"]
+
+    def params(x: Any, projection: np.ndarray) -> np.ndarray:
+        packed = np.array(gerf.registry_params(x, projection), dtype=np.float64)
+        if x is not None and x.shape[0] > 0:
+            x = np.asarray(x, dtype=np.float64)
+            mean = x.mean(axis=0)
+            rho = 2 * ((x * x).sum() / x.shape[0] + (mean * mean).sum()) / x.shape[1]
+            w = projection[0] if projection.ndim == 3 else projection
+            packed = gerf.pack_params(float(secondary_source_a(rho, x.shape[1])), w)
+        return packed
+
+    _enter(registry.register_feature_map(dataclasses.replace(spec, params=params), replace=True))
+
+
+def _exact_rbf_half_gamma() -> None:
+    import favor
+    import favor.exact as exact
+
+    original = exact.rbf_kernel
+
+    def rbf_kernel(x: Any, y: Any, *, gamma: float = 0.5) -> np.ndarray:
+        return original(x, y, gamma=gamma / 2)
+
+    for module in (favor, exact):
+        _set(module, "rbf_kernel", rbf_kernel)
+
+
+def _exact_attention_temperature() -> None:
+    # Exact softmax attention with logits q.k instead of q.k / sqrt(d).
+    import favor
+    import favor.exact as exact
+
+    original = exact.softmax_attention
+
+    def softmax_attention(queries: Any, keys: Any, values: Any, **kwargs: Any) -> Any:
+        d = np.shape(queries)[-1]
+        return original(np.asarray(queries) * d**0.25, np.asarray(keys) * d**0.25, values,
+                        **kwargs)  # fmt: skip
+
+    for module in (favor, exact):
+        _set(module, "softmax_attention", softmax_attention)
+
+
 _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("feature-epsilon-1e-4", "attention engine adds 1e-4 to every stabilised feature "
      "(the official code's numerical_stabilizer)", _feature_epsilon, ("E1", "E2", "E3", "E4", "E5", "E6", "A2")),
@@ -547,6 +606,14 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("torch-mask-ignored", "the torch backend ignores key_padding_mask", _torch_mask_ignored, ("E8",)),
     ("torch-causal-ignored", "the torch backend ignores the causal flag", _torch_causal_ignored,
      ("E8",)),
+    ("transformer-rbf-scale", "FavorSampler maps sqrt(gamma) x instead of sqrt(2 gamma) x "
+     "for the RBF kernel", _transformer_rbf_scale, ("E9",)),
+    ("transformer-oprf-wrong-a", "FavorSampler fits oprf's A* with the secondary source's "
+     "formula", _transformer_oprf_wrong_a, ("E9",)),
+    ("exact-rbf-half-gamma", "the exact RBF kernel is exp(-gamma |x - y|^2 / 2)",
+     _exact_rbf_half_gamma, ("E10",)),
+    ("exact-attention-temperature", "exact softmax attention uses logits q.k, not "
+     "q.k / sqrt(d)", _exact_attention_temperature, ("E10",)),
 ]  # fmt: skip
 
 #: The catalogue: name -> :class:`Mutation`.

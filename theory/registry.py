@@ -26,6 +26,7 @@ from theory import (
     hybrid_mse,
     orthogonality,
     sampler_moments,
+    transformer_paths,
     unbiasedness,
     uniform_convergence,
     variance,
@@ -233,6 +234,27 @@ def _engine_specs() -> list[ClaimSpec]:
             "1.2e-5; every map, causal, masked), when PyTorch is installed",
             engine_paths.check_torch_backend,
             controls={"torch ignores masks": _mutation("torch-mask-ignored")},
+        ),
+        ClaimSpec(
+            "E9",
+            "FavorSampler (the scikit-learn transformer) equals the collapsed form of its "
+            "documented kernel convention: every kernel, map (oprf with its fitted A*) and "
+            "coupling, given and 'scale' gamma",
+            transformer_paths.check_transformer_paths,
+            controls={
+                "rbf input scale sqrt(gamma)": _mutation("transformer-rbf-scale"),
+                "oprf A* from the wrong formula": _mutation("transformer-oprf-wrong-a"),
+            },
+        ),
+        ClaimSpec(
+            "E10",
+            "exact references (rbf, softmax, arc-cosine, Laplacian, Matern kernels; softmax "
+            "attention, causal and masked) equal their formulas",
+            transformer_paths.check_exact_references,
+            controls={
+                "rbf kernel exp(-gamma |x-y|^2 / 2)": _mutation("exact-rbf-half-gamma"),
+                "softmax attention without 1/sqrt(d)": _mutation("exact-attention-temperature"),
+            },
         ),
     ]
     return specs
