@@ -119,22 +119,24 @@ def numpy_kernel(causal: bool, **bug: Any) -> Callable[..., None]:
     Returns
     -------
     callable
-        ``scan(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk,
-        out)``.
+        ``scan(q, k, v, wt, wt_keys, proj_index, padded, half_factor, norm_weights, rows,
+        params, width, chunk, out)``.
     """
     feps = float(bug.get("feature_epsilon", 0.0))
     deps = float(bug.get("normaliser_epsilon", 0.0))
     hf = float(bug.get("half_factor", 1.0))
 
-    def kernel(q, k, v, wt, proj_index, padded, half_factor, rows, params, width, chunk, out):
+    def kernel(q, k, v, wt, wt_keys, proj_index, padded, half_factor, norm_weights, rows,
+               params, width, chunk, out):  # fmt: skip
         split = _Rows(rows, width)
         for g in range(q.shape[0]):
-            w = wt[proj_index[g]]
+            p = params[g] if params.shape[0] > 1 else params[0]
+            u = norm_weights[g] if norm_weights.shape[1] > 0 else 1.0
             qg, kg = q[g], k[g]
-            hk = hf * half_factor * np.einsum("ld,ld->l", kg, kg)
+            hk = hf * half_factor * np.einsum("ld,ld->l", kg, kg * u)
             hq = half_factor * np.einsum("ld,ld->l", qg, qg)
-            ek, rk = _rows(split, kg, w, hk, params, True)
-            eq, _ = _rows(split, qg, w, hq, params, False)
+            ek, rk = _rows(split, kg, wt_keys[proj_index[g]], hk, p, True)
+            eq, _ = _rows(split, qg, wt[proj_index[g]], hq, p, False)
             rk = np.where(padded[g], -np.inf, rk)
             top = rk.max() if np.isfinite(rk.max()) else 0.0
             ek = np.where(padded[g][:, None], 0.0, ek * np.exp(rk - top)[:, None] + feps)
@@ -216,8 +218,8 @@ def _causal_ignored() -> None:
 
 def _mask_ignored() -> None:
     def make(kernel: Callable) -> Callable:
-        def wrapped(q, k, v, wt, proj_index, padded, *rest):
-            return kernel(q, k, v, wt, proj_index, np.zeros_like(padded), *rest)
+        def wrapped(q, k, v, wt, wt_keys, proj_index, padded, *rest):
+            return kernel(q, k, v, wt, wt_keys, proj_index, np.zeros_like(padded), *rest)
 
         return wrapped
 
@@ -226,13 +228,14 @@ def _mask_ignored() -> None:
 
 def _downcast() -> None:
     def make(kernel: Callable) -> Callable:
-        def wrapped(q, k, v, wt, proj_index, padded, half, rows, params, width, chunk, out):
+        def wrapped(q, k, v, wt, wt_keys, proj_index, padded, half, norm_weights, rows, params,
+                    width, chunk, out):  # fmt: skip
+            rest = (proj_index, padded, half, norm_weights, rows, params, width, chunk)
             if out.dtype != np.float64:
-                return kernel(q, k, v, wt, proj_index, padded, half, rows, params, width, chunk,
-                              out)  # fmt: skip
-            f32 = [np.ascontiguousarray(a, dtype=np.float32) for a in (q, k, v, wt)]
+                return kernel(q, k, v, wt, wt_keys, *rest, out)
+            f32 = [np.ascontiguousarray(a, dtype=np.float32) for a in (q, k, v, wt, wt_keys)]
             tmp = np.empty(out.shape, dtype=np.float32)
-            kernel(*f32, proj_index, padded, half, rows, params, width, chunk, tmp)
+            kernel(*f32, *rest, tmp)
             out[...] = tmp
             return None
 
@@ -243,8 +246,10 @@ def _downcast() -> None:
 
 def _engine_projection_scale() -> None:
     def make(kernel: Callable) -> Callable:
-        def wrapped(q, k, v, wt, *rest):
-            return kernel(q, k, v, np.ascontiguousarray(wt * wt.dtype.type(1.01)), *rest)
+        def wrapped(q, k, v, wt, wt_keys, *rest):
+            factor = wt.dtype.type(1.01)
+            return kernel(q, k, v, np.ascontiguousarray(wt * factor),
+                          np.ascontiguousarray(wt_keys * factor), *rest)  # fmt: skip
 
         return wrapped
 
@@ -254,10 +259,11 @@ def _engine_projection_scale() -> None:
 def _temperature() -> None:
     # 1/sqrt(d) applied to queries and keys (instead of d^-1/4 each): logits q.k/d.
     def make(kernel: Callable) -> Callable:
-        def wrapped(q, k, v, wt, proj_index, padded, half, *rest):
+        def wrapped(q, k, v, wt, wt_keys, proj_index, padded, half, *rest):
             d = q.shape[-1]
             s = wt.dtype.type(d**-0.25)
-            return kernel(q, k, v, np.ascontiguousarray(wt * s), proj_index, padded,
+            return kernel(q, k, v, np.ascontiguousarray(wt * s),
+                          np.ascontiguousarray(wt_keys * s), proj_index, padded,
                           half * d**-0.5, *rest)  # fmt: skip
 
         return wrapped
