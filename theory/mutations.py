@@ -211,6 +211,13 @@ def _key_norm_factor() -> None:
     _kernels(numpy_kernel(False, half_factor=2.0), numpy_kernel(True, half_factor=2.0))
 
 
+def _causal_global_stabiliser() -> None:
+    # Causal keys stabilised by the largest log-scale of the whole sequence (the official
+    # code's habit): equal in exact arithmetic, but later keys change earlier outputs'
+    # rounding.
+    _kernels(causal=numpy_kernel(True))
+
+
 def _causal_ignored() -> None:
     eng = _engine()
     _set(eng, "causal_attention", eng.bidirectional_attention)
@@ -612,6 +619,9 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("torch-mask-ignored", "the torch backend ignores key_padding_mask", _torch_mask_ignored, ("E8",)),
     ("torch-causal-ignored", "the torch backend ignores the causal flag", _torch_causal_ignored,
      ("E8",)),
+    ("causal-global-stabiliser", "causal keys stabilised by the largest log-scale of the "
+     "whole sequence (later keys change earlier outputs' rounding)", _causal_global_stabiliser,
+     ("E11",)),
     ("transformer-rbf-scale", "FavorSampler maps sqrt(gamma) x instead of sqrt(2 gamma) x "
      "for the RBF kernel", _transformer_rbf_scale, ("E9",)),
     ("transformer-oprf-wrong-a", "FavorSampler fits oprf's A* with the secondary source's "

@@ -20,6 +20,7 @@ from typing import Any
 
 from theory import (
     attention_error,
+    causality,
     engine_paths,
     error_prediction,
     gerf_claims,
@@ -255,6 +256,13 @@ def _engine_specs() -> list[ClaimSpec]:
                 "rbf kernel exp(-gamma |x-y|^2 / 2)": _mutation("exact-rbf-half-gamma"),
                 "softmax attention without 1/sqrt(d)": _mutation("exact-attention-temperature"),
             },
+        ),
+        ClaimSpec(
+            "E11",
+            "causal outputs at positions <= t are bit-identical whatever comes after t "
+            "(every map, float32 and float64, chunked, masked, torch)",
+            causality.check_causal_future_independence,
+            controls={"global causal stabiliser": _mutation("causal-global-stabiliser")},
         ),
     ]
     return specs
