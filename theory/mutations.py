@@ -218,6 +218,17 @@ def _causal_global_stabiliser() -> None:
     _kernels(causal=numpy_kernel(True))
 
 
+def _dask_mask_ignored() -> None:
+    import favor._dask as backend
+
+    original = backend.favor_attention
+
+    def favor_attention(*args: Any, key_padding_mask: Any = None, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    _set(backend, "favor_attention", favor_attention)
+
+
 def _causal_ignored() -> None:
     eng = _engine()
     _set(eng, "causal_attention", eng.bidirectional_attention)
@@ -622,6 +633,8 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("causal-global-stabiliser", "causal keys stabilised by the largest log-scale of the "
      "whole sequence (later keys change earlier outputs' rounding)", _causal_global_stabiliser,
      ("E11",)),
+    ("dask-mask-ignored", "the Dask backend ignores key_padding_mask", _dask_mask_ignored,
+     ("E12",)),
     ("transformer-rbf-scale", "FavorSampler maps sqrt(gamma) x instead of sqrt(2 gamma) x "
      "for the RBF kernel", _transformer_rbf_scale, ("E9",)),
     ("transformer-oprf-wrong-a", "FavorSampler fits oprf's A* with the secondary source's "
@@ -711,7 +724,7 @@ def scan(names: list[str] | None = None, *, workers: int = 1) -> dict[str, tuple
     Parameters
     ----------
     names : list of str, optional
-        Mutations to scan (default: the whole catalogue; torch bugs only with PyTorch).
+        Mutations to scan (default: the whole catalogue; torch and Dask bugs only with those installed).
     workers : int, default=1
         Worker processes (each runs whole (mutation, claim) tasks; results are identical
         to a serial scan, every claim having its own seed).
@@ -727,8 +740,8 @@ def scan(names: list[str] | None = None, *, workers: int = 1) -> dict[str, tuple
     from theory.registry import current_claims
 
     if names is None:
-        has_torch = importlib.util.find_spec("torch") is not None
-        names = [n for n in MUTATIONS if has_torch or not n.startswith("torch")]
+        has = {m: importlib.util.find_spec(m) is not None for m in ("torch", "dask")}
+        names = [n for n in MUTATIONS if all(has[m] or not n.startswith(m) for m in has)]
     ids = [spec.claim_id for spec in current_claims() if not spec.informational]
     tasks = [(name, claim_id) for name in names for claim_id in ids]
     if workers > 1:

@@ -21,6 +21,7 @@ from typing import Any
 from theory import (
     attention_error,
     causality,
+    dask_paths,
     engine_paths,
     error_prediction,
     gerf_claims,
@@ -263,6 +264,14 @@ def _engine_specs() -> list[ClaimSpec]:
             "(every map, float32 and float64, chunked, masked, torch)",
             causality.check_causal_future_independence,
             controls={"global causal stabiliser": _mutation("causal-global-stabiliser")},
+        ),
+        ClaimSpec(
+            "E12",
+            "the Dask backend equals the collapsed form (attention in several chunks, every "
+            "map it offers, causal, masked) and the in-memory FavorSampler, when Dask is "
+            "installed",
+            dask_paths.check_dask_backend,
+            controls={"Dask ignores masks": _mutation("dask-mask-ignored")},
         ),
     ]
     return specs

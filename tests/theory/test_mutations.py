@@ -32,10 +32,14 @@ from theory.registry import CLAIMS, run_claim
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _torch() -> bool:
+def _unavailable(name: str) -> bool:
+    """The mutation targets an optional backend that is not installed."""
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    return any(
+        name.startswith(prefix) and importlib.util.find_spec(module) is None
+        for prefix, module in (("torch", "torch"), ("dask", "dask"))
+    )
 
 
 def test_catalogue_is_large_documented_and_published():
@@ -57,7 +61,7 @@ def test_mutations_are_undone_on_exit():
 
     before = (favor.favor_attention, dict(registry.FEATURE_MAPS), dict(registry.SAMPLERS))
     for name in MUTATIONS:
-        if name.startswith("torch") and not _torch():
+        if _unavailable(name):
             continue
         with mutated(name):
             pass
@@ -71,8 +75,8 @@ def test_mutations_are_undone_on_exit():
 def test_mutation_is_caught(name, capsys):
     from theory.__main__ import main
 
-    if name.startswith("torch") and not _torch():
-        pytest.skip("PyTorch is not installed")
+    if _unavailable(name):
+        pytest.skip("the optional backend it targets is not installed")
     mutation = MUTATIONS[name]
     with mutated(name):
         status = main(["--claims", ",".join(mutation.caught_by)])
