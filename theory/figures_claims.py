@@ -152,7 +152,9 @@ def figure_unbiasedness(path: str | Path, *, scale: int = 1, results: Results = 
     return _save(plt, fig, path)
 
 
-def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
+def figure_sampler_moments(
+    path: str | Path, *, n_trials: int = 4000, results: Results = None
+) -> Path:
     r"""S: :math:`E\lVert\omega_r\rVert^2/d` per row position for every sampler.
 
     Parameters
@@ -160,7 +162,9 @@ def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
     path : str or Path
         Output PNG.
     n_trials : int, default=4000
-        Projections per sampler.
+        Projections per sampler without an S claim in ``results``.
+    results : mapping of claim id to ClaimCheck, optional
+        The run's results: a sampler's S claim evidence is plotted when it is there.
 
     Returns
     -------
@@ -169,20 +173,30 @@ def figure_sampler_moments(path: str | Path, *, n_trials: int = 4000) -> Path:
     """
     import favor
     from favor.sampling import draw_projection
+    from theory.registry import _S_TRIALS, current_claims
 
     m, d = 20, 8
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     rng = np.random.default_rng(12)
-    from theory.registry import _S_TRIALS
-
+    own = {
+        spec.kwargs.get("sampler"): results[spec.claim_id].data
+        for spec in current_claims()
+        if spec.claim_id.startswith("S") and results is not None and spec.claim_id in results
+        and "row_scale" in results[spec.claim_id].data
+    }  # fmt: skip
     for i, name in enumerate(favor.registry.SAMPLERS):
-        # Costly samplers (a Sobol engine per draw) get their S claim's share of the draws.
-        n = max(100, n_trials * _S_TRIALS.get(name, 4000) // 4000)
-        w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n)])
-        sq = (w**2).sum(-1) / d
-        ax.errorbar(np.arange(m) + 0.1 * i, sq.mean(0), yerr=_Z95 * sq.std(0) / np.sqrt(n),
-                    fmt="o", ms=4, capsize=2, label=f"{name} ({n} draws)")  # fmt: skip
+        if name in own:
+            mean, se = own[name]["row_scale"], own[name]["row_scale_se"]
+            label = f"{name} (its S claim)"
+        else:
+            # Costly samplers (a Sobol engine per draw) get their S claim's share of draws.
+            n = max(100, n_trials * _S_TRIALS.get(name, 4000) // 4000)
+            w = np.stack([draw_projection(name, m, d, rng=rng) for _ in range(n)])
+            sq = (w**2).sum(-1) / d
+            mean, se, label = sq.mean(0), sq.std(0) / np.sqrt(n), f"{name} ({n} draws)"
+        ax.errorbar(np.arange(m) + 0.1 * i, mean, yerr=_Z95 * se, fmt="o", ms=4, capsize=2,
+                    label=label)  # fmt: skip
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axvspan((m // d) * d - 0.5, m - 0.5, color="0.9", label="partial block")
     ax.set_xlabel("row position r")
@@ -209,7 +223,7 @@ def figure_engine_paths(path: str | Path, *, results: Results = None) -> Path:
     """
     from theory.registry import current_claims
 
-    labels, values, tols = [], [], []
+    rows = []  # (label, deviations of its paths, tolerances)
     for spec in current_claims():
         if not spec.claim_id.startswith("E"):
             continue
@@ -217,20 +231,25 @@ def figure_engine_paths(path: str | Path, *, results: Results = None) -> Path:
         raw = res.data.get("raw") or {
             key: (value, res.resolving_power) for key, value in res.data["deviations"].items()
         }
-        for key, (value, tol) in raw.items():
-            labels.append(f"{spec.claim_id} {key}")
-            values.append(max(value, 1e-17))
-            tols.append(tol)
+        values = np.array([max(value, 1e-17) for value, _ in raw.values()])
+        tols = np.array([tol if tol else np.nan for _, tol in raw.values()])
+        rows.append((f"{spec.claim_id} ({len(raw)} paths)", values, tols))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 0.16 * len(labels) + 1.5))
-    y = np.arange(len(labels))[::-1]
-    ax.scatter(values, y, s=10, label="deviation")
-    ax.scatter(tols, y, s=10, marker="|", color="C3", label="tolerance")
+    fig, ax = plt.subplots(figsize=(7.0, 0.3 * len(rows) + 1.6))
+    jitter = np.random.default_rng(0)
+    for i, (_, values, tols) in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.scatter(values, y + 0.25 * (jitter.random(values.size) - 0.5), s=8, color="C0",
+                   alpha=0.6, label="paths" if i == 0 else None)  # fmt: skip
+        if np.isfinite(tols).any():
+            ax.scatter(np.unique(tols[np.isfinite(tols)]), [y] * np.unique(
+                tols[np.isfinite(tols)]).size, marker="|", s=120, color="C3",
+                label="tolerance" if i == 0 else None)  # fmt: skip
     ax.set_xscale("log")
-    ax.set_yticks(y, labels, fontsize=5)
-    ax.set_xlabel("max |engine - oracle| / output scale")
+    ax.set_yticks(np.arange(len(rows))[::-1], [label for label, _, _ in rows], fontsize=7)
+    ax.set_xlabel("|engine - oracle| / output scale per path (1e-17: exact; bit-exact claims: 0)")
     ax.set_title("E: engine paths against the collapsed-form oracle")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=7)
     return _save(plt, fig, path)
 
 
@@ -368,7 +387,9 @@ def write_claim_figures(
     return [
         figure_sup_error_rate(out / "sup_error_rate.png", n_trials=100 * scale, results=results),
         figure_unbiasedness(out / "unbiasedness.png", scale=scale, results=results),
-        figure_sampler_moments(out / "sampler_moments.png", n_trials=2000 * scale),
+        figure_sampler_moments(
+            out / "sampler_moments.png", n_trials=2000 * scale, results=results
+        ),
         figure_engine_paths(out / "engine_paths.png", results=results),
         figure_error_prediction(
             out / "error_prediction.png", n_trials=1000 * scale, results=results

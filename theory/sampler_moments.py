@@ -181,7 +181,14 @@ def check_sampler_marginals(
             + note
         ),
         target=1.0,
-        data={"scale": np.array(scale_est), "scale_se": np.array(scale_se), "z": z_pos},
+        data={
+            "scale": np.array(scale_est),
+            "scale_se": np.array(scale_se),
+            "z": z_pos,
+            # Per row position: E|w_r|^2 / d and its standard error (the S figure).
+            "row_scale": sq.mean(0) / d,
+            "row_scale_se": sq.std(0, ddof=1) / d / np.sqrt(n),
+        },
         # E|w|^2/d moves by 2x the relative row-scale error.
         resolving_power=power / 2,
         resolves="row scale",
