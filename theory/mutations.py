@@ -406,6 +406,13 @@ def _shared_blocks() -> None:
     _orthogonal(variant)
 
 
+def _orthogonal_is_iid() -> None:
+    # The QR step forgotten: "orthogonal" rows are i.i.d. Gaussian (unbiased, but no gain).
+    from favor.sampling import iid_projection
+
+    _replace_sampler("orthogonal", iid_projection)
+
+
 def _unsigned_qr() -> None:
     from theory.controls import unsigned_orthogonal_projection
 
@@ -633,6 +640,9 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("causal-global-stabiliser", "causal keys stabilised by the largest log-scale of the "
      "whole sequence (later keys change earlier outputs' rounding)", _causal_global_stabiliser,
      ("E11",)),
+    ("orthogonal-is-iid", "the orthogonal sampler skips its QR step (i.i.d. Gaussian rows: "
+     "unbiased, no orthogonality gain)", _orthogonal_is_iid, ("S2", "O1", "O2", "V5", "V6",
+     "G4")),
     ("dask-mask-ignored", "the Dask backend ignores key_padding_mask", _dask_mask_ignored,
      ("E12",)),
     ("transformer-rbf-scale", "FavorSampler maps sqrt(gamma) x instead of sqrt(2 gamma) x "
