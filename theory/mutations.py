@@ -480,6 +480,23 @@ def _error_estimate_scaled() -> None:
         _set(module, "estimate_attention_error", scaled)
 
 
+def _error_estimate_gerf_as_positive() -> None:
+    # The error estimate of oprf/saderf falls back to the positive map's formula.
+    import favor
+    import favor.attention as attention
+
+    original = attention.estimate_attention_error
+
+    def estimate(*args: Any, features: str = "positive", **kwargs: Any) -> np.ndarray:
+        if features in ("oprf", "saderf"):
+            kwargs.pop("feature_params", None)
+            features = "positive"
+        return original(*args, features=features, **kwargs)
+
+    for module in (favor, attention):
+        _set(module, "estimate_attention_error", estimate)
+
+
 def _decoding_mask_ignored() -> None:
     import favor
     import favor.decoding as decoding
@@ -640,6 +657,8 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
     ("causal-global-stabiliser", "causal keys stabilised by the largest log-scale of the "
      "whole sequence (later keys change earlier outputs' rounding)", _causal_global_stabiliser,
      ("E11",)),
+    ("error-estimate-gerf-as-positive", "estimate_attention_error uses the positive map's "
+     "formula for oprf/saderf", _error_estimate_gerf_as_positive, ("R1",)),
     ("orthogonal-is-iid", "the orthogonal sampler skips its QR step (i.i.d. Gaussian rows: "
      "unbiased, no orthogonality gain)", _orthogonal_is_iid, ("S2", "O1", "O2", "V5", "V6",
      "G4")),

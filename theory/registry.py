@@ -342,7 +342,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
         "R1",
         "favor.estimate_attention_error equals the measured relative RMS error of the FAVOR "
-        "normaliser (i.i.d. projections; 7 regimes: maps, scales, causal, masked)",
+        "normaliser (i.i.d. projections; 10 regimes: maps incl. oprf/saderf, scales, causal, masked)",
         error_prediction.check_error_prediction,
         full={"n_trials": 20_000},
         controls={"estimate x 2": _mutation("error-estimate-x2")},
