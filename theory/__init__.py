@@ -32,6 +32,7 @@ E5    float32 paths within 1.2e-5 of the float64 oracle           formulas §1.3
 E6    projections drawn by name = draw_projection's               design contract (exact)                     engine_paths.check_default_projection                  default iid
 E7    decoding step by step = causal attention                    formulas §1.3 [A2] (exact)                  engine_paths.check_decoding                            decoding epsilon
 E8    torch backend = collapsed form (if installed)               formulas §1.3 (exact)                       engine_paths.check_torch_backend                       torch ignores masks
+E13   oprf/saderf/hybrid attention = collapsed form               formulas §6.3-6.5, §1.3 (exact)             engine_maps.check_parametrised_map_paths               Psi on keys; trig weight
 S1    iid rows marginally N(0, I) at every position               formulas §3.1                               sampler_moments.check_sampler_marginals                rows x 1.01
 S2    orthogonal rows N(0, I) incl. the partial block             Performers Sec. 2.4; formulas §3.1          sampler_moments.check_sampler_marginals                x 1.01; QR; partial
 S3    qmc rows N(0, I) at every position                          formulas §6.7                               sampler_moments.check_sampler_marginals                rows x 1.01

@@ -42,6 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from theory._patching import ACTIVE as _ACTIVE
+from theory._patching import enter as _enter
+from theory._patching import patch as _set
+from theory.mutations_estimators import ESTIMATOR_CATALOGUE
+
 __all__ = [
     "ENVIRONMENT_VARIABLE",
     "MUTATIONS",
@@ -55,21 +60,6 @@ __all__ = [
 
 #: The environment variable read when :mod:`theory` is imported.
 ENVIRONMENT_VARIABLE = "FAVOR_THEORY_MUTATION"
-
-_ACTIVE: list[Callable[[], None]] = []
-
-
-def _set(obj: Any, attr: str, value: Any) -> None:
-    """Patch ``obj.attr``, remembering how to undo it."""
-    old = getattr(obj, attr)
-    setattr(obj, attr, value)
-    _ACTIVE.append(lambda: setattr(obj, attr, old))
-
-
-def _enter(manager: Any) -> None:
-    """Enter a context manager (a registry hook), exiting it on undo."""
-    manager.__enter__()
-    _ACTIVE.append(lambda: manager.__exit__(None, None, None))
 
 
 def _engine() -> Any:
@@ -672,6 +662,7 @@ _CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] = [
      _exact_rbf_half_gamma, ("E10",)),
     ("exact-attention-temperature", "exact softmax attention uses logits q.k, not "
      "q.k / sqrt(d)", _exact_attention_temperature, ("E10",)),
+    *ESTIMATOR_CATALOGUE,
 ]  # fmt: skip
 
 #: The catalogue: name -> :class:`Mutation`.

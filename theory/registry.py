@@ -22,6 +22,7 @@ from theory import (
     attention_error,
     causality,
     dask_paths,
+    engine_maps,
     engine_paths,
     error_prediction,
     gerf_claims,
@@ -81,7 +82,7 @@ class ClaimSpec:
         Run the check with BLAS limited to one thread (default). Monte Carlo checks make
         many small BLAS calls, for which waking and synchronising BLAS threads costs more
         than the product itself (by orders of magnitude when the cores are shared); the
-        engine-path claims of the NumPy engine (E1-E7) keep the caller's settings, so that
+        engine-path claims of the NumPy engine (E1-E7, E13) keep the caller's settings, so that
         the engine's own thread policy (Numba threads bounded by the BLAS limit) is what
         they exercise.
     """
@@ -273,6 +274,18 @@ def _engine_specs() -> list[ClaimSpec]:
             dask_paths.check_dask_backend,
             controls={"Dask ignores masks": _mutation("dask-mask-ignored")},
         ),
+        ClaimSpec(
+            "E13",
+            "oprf, saderf and hybrid attention (bidirectional, causal, masked, per head; GERF "
+            "parameters given or fitted by the engine) and the hybrid feature function equal "
+            "the collapsed-form estimator at the maps' parameters",
+            engine_maps.check_parametrised_map_paths,
+            controls={
+                "saderf keys rescaled by Psi": _mutation("saderf-psi-on-keys"),
+                "hybrid weight on the trigonometric estimate": _mutation("hybrid-weight-on-trig"),
+            },
+            single_threaded_blas=False,
+        ),
     ]
     return specs
 
@@ -280,6 +293,10 @@ def _engine_specs() -> list[ClaimSpec]:
 #: Sizes of the generated S claims (default 4000 trials): a Sobol engine costs ~7 ms per
 #: draw, a simplex block ~1 ms, a norm-dependent simplex block ~2 ms.
 _S_TRIALS = {"qmc": 400, "simplex": 2000, "simplex+": 1000}
+#: Shape and draws of each S claim's row-scale test (default (64, 64) x 200: about 8e5
+#: coordinates, so a 1% row scale gives |t| ~ 13), sized by each sampler's cost per
+#: coordinate (a Sobol engine is cheapest at small d, SimRF+ sweeps at d ~ 32).
+_S_SCALE = {"qmc": ((1024, 8), 60), "simplex+": ((128, 32), 100)}
 
 
 def _other_geometry(cosine: float) -> dict[str, Any]:
@@ -328,7 +345,13 @@ def sampler_claims() -> list[ClaimSpec]:
                 f"including a partial last block, is marginally N(0, I_d){geometry} "
                 "(m = 20, d = 8)",
                 sampler_moments.check_sampler_marginals,
-                {"sampler": name, "seed": 1000 + i, "n_trials": trials},
+                {
+                    "sampler": name,
+                    "seed": 1000 + i,
+                    "n_trials": trials,
+                    "scale_shape": _S_SCALE.get(name, ((64, 64), 200))[0],
+                    "scale_trials": _S_SCALE.get(name, ((64, 64), 200))[1],
+                },
                 {"n_trials": 10 * trials},
                 controls,
             )

@@ -78,6 +78,8 @@ def check_sampler_marginals(
     seed: int = 1001,
     alpha: float = FALSE_ALARM,
     name: str | None = None,
+    scale_shape: tuple[int, int] | None = (64, 64),
+    scale_trials: int = 200,
 ) -> ClaimCheck:
     r"""Check that every row position of a sampler is marginally :math:`\mathcal N(0, I_d)`.
 
@@ -101,12 +103,21 @@ def check_sampler_marginals(
         Declared false-alarm rate.
     name : str, optional
         Claim name.
+    scale_shape : (int, int) or None, default=(64, 64)
+        Shape :math:`(m', d')` of the projections of the row-scale test: ``scale_trials``
+        more draws whose per-draw mean :math:`\lVert\omega\rVert^2/d'` must average 1
+        (Student-t rule on the draws, so no null variance is assumed). Its power grows
+        with the number of coordinates drawn, :math:`m' d'` per draw (the standard error
+        of :math:`\chi^2_{d'}/d'` averaged over :math:`m'` independent rows is
+        :math:`\sqrt{2/(m'd')}`), cheaply at large :math:`d'`; None: no such test.
+    scale_trials : int, default=200
+        Draws of the row-scale test.
 
     Returns
     -------
     ClaimCheck
-        Estimate: the pooled :math:`E\lVert\omega\rVert^2/d` (target 1); the statistic
-        names the worst per-position test.
+        Estimate: the pooled :math:`E\lVert\omega\rVert^2/d` of the row-scale test
+        (target 1); the statistic names the worst per-position test.
     """
     m, d = n_components, n_features
     if block_cosine is None and isinstance(sampler, str) and sampler in BLOCK_COSINES:
@@ -146,9 +157,33 @@ def check_sampler_marginals(
         se = per_trial.std(ddof=1) / np.sqrt(n)
         scale_est.append(est)
         scale_se.append(se)
-        scale_z.append(abs(est - 1.0) / se)
-    crit_scale = critical_z(alpha / 2, len(blocks))
+        # A draw that ignores its generator has se 0: any deviation is then infinite z.
+        scale_z.append(abs(est - 1.0) / se if se > 0 else (0.0 if est == 1.0 else np.inf))
+    # Half the row-scale budget to the blocks above, half to the large-shape test.
+    share = alpha / 2 if scale_shape is None else alpha / 4
+    crit_scale = critical_z(share, len(blocks))
     passed = bool(worst_z < crit_pos and max(scale_z) < crit_scale)
+    big_note = ""
+    if scale_shape is not None:
+        from scipy.stats import t as student
+
+        mb, db = scale_shape
+        draw_big = _draw(sampler, mb, db)
+
+        def work_big(rng: np.random.Generator, n: int) -> np.ndarray:
+            draws = (draw_big(rng) for _ in range(n))
+            return np.array([np.einsum("rd,rd->", w, w) / (mb * db) for w in draws])
+
+        r = run_blocks(work_big, scale_trials, seed + 7919, block_size=500)
+        big_est = float(r.mean())
+        big_se = float(r.std(ddof=1) / np.sqrt(r.size))
+        big_z = abs(big_est - 1.0) / big_se if big_se > 0 else (np.inf if big_est != 1.0 else 0.0)
+        crit_big = float(student.isf(share / 2, r.size - 1))
+        passed = passed and big_z < crit_big
+        big_note = (
+            f"; row scale^2 at m = {mb}, d = {db}: {big_est:.4f} (|t| {big_z:.2f}, crit "
+            f"{crit_big:.2f}, {r.size} draws)"
+        )
     note = ""
     if block_cosine is not None:
         dev = 0.0
@@ -162,13 +197,18 @@ def check_sampler_marginals(
         passed = passed and dev < 1e-12
         note = f"; block direction cosines {block_cosine:.4g} to {dev:.1e} (need < 1e-12)"
     half = crit_scale * scale_se[0]
-    power = resolving_power(np.array(scale_se[:1]), alpha / 2, n_tests=len(blocks))
+    power = resolving_power(np.array(scale_se[:1]), share, n_tests=len(blocks))
+    estimate = float(scale_est[0])
+    if scale_shape is not None:
+        half = crit_big * big_se
+        estimate = big_est
+        power = min(power, (crit_big + 2.326) * big_se)  # z_0.99 = 2.326
     label = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", "sampler")
     return ClaimCheck(
         name=name or f"{label} rows are marginally N(0, I) at every position (m={m}, d={d})",
         source="formulas §3.1 (chi-norm rows, Haar blocks with the QR sign fix); Performers Sec. 2.4",
-        estimate=float(scale_est[0]),
-        interval=(float(scale_est[0] - half), float(scale_est[0] + half)),
+        estimate=estimate,
+        interval=(estimate - half, estimate + half),
         alpha=alpha,
         n_trials=n,
         seed=seed,
@@ -178,6 +218,7 @@ def check_sampler_marginals(
             f"{crit_pos:.2f}, {k_pos} tests); row scale^2 per block "
             + ", ".join(f"{e:.4f}" for e in scale_est[1:])
             + f" (max |z| {max(scale_z):.2f}, crit {crit_scale:.2f})"
+            + big_note
             + note
         ),
         target=1.0,
