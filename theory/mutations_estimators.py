@@ -177,7 +177,7 @@ ESTIMATOR_CATALOGUE: list[tuple[str, str, Callable[[], None], tuple[str, ...]]] 
      _spectral("laplacian", _laplacian_gaussian), ("K3", "K4", "W1")),
     ("matern-student-nu-dof", "Matern Student factors with nu instead of 2 nu degrees of freedom",
      _spectral("matern", _matern_nu_dof), ("K5", "K6", "K7", "K8", "W2")),
-    ("oprf-a-over-8", "oprf's A* with denominator 8 instead of 16", _oprf_a_over_8, ("G3", "G4")),
+    ("oprf-a-over-8", "oprf's A* with denominator 8 instead of 16", _oprf_a_over_8, ("E9", "G3", "G4")),
     ("saderf-psi-on-keys", "saderf attention rescales keys by Psi instead of Psi^-1",
      _saderf_psi_on_keys, ("E13",)),
     ("hybrid-weight-on-trig", "hybrid features put the angular weight theta/pi on the "
