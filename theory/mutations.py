@@ -209,14 +209,17 @@ def _causal_global_stabiliser() -> None:
 
 
 def _dask_mask_ignored() -> None:
-    import favor._dask as backend
+    # Attention on Dask arrays drops the mask (public entry point; NumPy calls unchanged).
+    import favor
 
-    original = backend.favor_attention
+    original = favor.favor_attention
 
     def favor_attention(*args: Any, key_padding_mask: Any = None, **kwargs: Any) -> Any:
-        return original(*args, **kwargs)
+        if any(type(a).__module__.startswith("dask") for a in args):
+            key_padding_mask = None
+        return original(*args, key_padding_mask=key_padding_mask, **kwargs)
 
-    _set(backend, "favor_attention", favor_attention)
+    _set(favor, "favor_attention", favor_attention)
 
 
 def _causal_ignored() -> None:
