@@ -162,7 +162,7 @@ def test_theory_page_shows_the_report_figures(site: Path) -> None:
     # write_figures draws the report's figures (its own and the claim figures
     # of write_claim_figures); the page shows all of them.
     n_figures = sum(
-        len(re.findall(r"figure_\w+\(out /", inspect.getsource(writer)))
+        len(re.findall(r"figure_\w+\(\s*out /", inspect.getsource(writer)))
         for writer in (write_figures, write_claim_figures)
     )
     assert n_figures >= 3

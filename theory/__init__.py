@@ -32,6 +32,10 @@ E5    float32 paths within 1.2e-5 of the float64 oracle           formulas §1.3
 E6    projections drawn by name = draw_projection's               design contract (exact)                     engine_paths.check_default_projection                  default iid
 E7    decoding step by step = causal attention                    formulas §1.3 [A2] (exact)                  engine_paths.check_decoding                            decoding epsilon
 E8    torch backend = collapsed form (if installed)               formulas §1.3 (exact)                       engine_paths.check_torch_backend                       torch ignores masks
+E9    FavorSampler = collapsed form of its convention             formulas §2.2-2.4, §6.3 (exact)             transformer_paths.check_transformer_paths              rbf scale; wrong A*
+E10   exact kernels and softmax attention = formulas              formulas §1.1-1.2, §5 (exact)               transformer_paths.check_exact_references               rbf gamma/2; 1/sqrt(d)
+E11   causal outputs bit-exact under any later change             formulas §1.3 [A2] (exact)                  causality.check_causal_future_independence             global stabiliser
+E12   Dask backend = collapsed form / in-memory sampler           formulas §1.3 (exact)                       dask_paths.check_dask_backend                          Dask ignores masks
 E13   oprf/saderf/hybrid attention = collapsed form               formulas §6.3-6.5, §1.3 (exact)             engine_maps.check_parametrised_map_paths               Psi on keys; trig weight
 S1    iid rows marginally N(0, I) at every position               formulas §3.1                               sampler_moments.check_sampler_marginals                rows x 1.01
 S2    orthogonal rows N(0, I) incl. the partial block             Performers Sec. 2.4; formulas §3.1          sampler_moments.check_sampler_marginals                x 1.01; QR; partial
