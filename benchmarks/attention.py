@@ -26,6 +26,11 @@ subprocess as VmHWM minus the RSS after imports, warm-up and input allocation, a
 reported next to the inputs' size (q, k, v).
 
 Usage: ``python benchmarks/attention.py [--quick] [--max-L N] [--out results.json]``.
+
+The favor cases use the default map (``"positive"``, FAVOR+). The newer maps (``"oprf"``,
+``"saderf"``, ``"hybrid"``) are timed against it at these same shapes by
+``python benchmarks/attention_accuracy.py --timing L`` (interleaved rounds, same-run ratios
+to FAVOR+; recorded in ``benchmarks/recorded/attention_timing_L16384.json``).
 """
 
 from __future__ import annotations
