@@ -223,10 +223,13 @@ def favor_attention(
     _warn_if_noisy(q, k, scale, w.shape[-2], features)
     # Data-fitted parameters: from the inputs (scaled) bidirectionally; causal attention
     # may not look at the data (an output would depend on later positions).
-    data = None
-    if spec.params is not None and not causal and prepare is None:
-        data = np.concatenate([q.reshape(-1, d), k.reshape(-1, d)]) * scale
-    params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)[None, :]
+    # Maps fitted per group get their parameter rows from ``prepare`` below.
+    params = np.zeros((1, 0))
+    if prepare is None:
+        data = None
+        if spec.params is not None and not causal:
+            data = np.concatenate([q.reshape(-1, d), k.reshape(-1, d)]) * scale
+        params = spec.fit_params(data, w[0] if w.shape[0] == 1 else w)[None, :]
     # The temperature factor s = d**-0.25 lives here, once: it is folded into the projection
     # (W s x = (s W) x), so the inputs are never copied, and s^2/2 multiplies the squared
     # norms passed to the split form (formulas §1.2).

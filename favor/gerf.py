@@ -472,11 +472,9 @@ def attention_error_terms(
 
 def pack_params(a: float, projection: np.ndarray, psi: np.ndarray | None = None) -> np.ndarray:
     """The registry parameter vector for one :math:`A` (and :math:`\\Psi`) and projection."""
-    w = np.asarray(projection, dtype=np.float64).reshape(-1, projection.shape[-1])
-    m, d = w.shape
-    psi = np.ones(d) if psi is None else np.asarray(psi, dtype=np.float64).reshape(d)
-    log_const = 0.25 * d * np.log1p(-4 * a) - 0.5 * np.log(m)
-    return np.concatenate([[a, log_const], np.einsum("ri,ri->r", w, w), psi])
+    w = np.asarray(projection, dtype=np.float64).reshape(1, -1, projection.shape[-1])
+    psi = None if psi is None else np.asarray(psi, dtype=np.float64).reshape(1, -1)
+    return group_params(w, np.zeros(1, dtype=np.int64), np.array([a], dtype=np.float64), psi)[0]
 
 
 def registry_params(x: np.ndarray | None, projection: np.ndarray) -> np.ndarray:
@@ -567,7 +565,7 @@ def fit_feature_params(
 def group_params(
     w: np.ndarray, proj_index: np.ndarray, a: np.ndarray, psi: np.ndarray | None
 ) -> np.ndarray:
-    r"""Packed parameters (:func:`pack_params`) of every group, shape (G, 2 + m + d), float64.
+    r"""Packed parameters of every group (:func:`pack_params` is one group's), shape (G, 2 + m + d), float64.
 
     Row ``g`` is ``[A_g, log_const_g, |w_1|^2, ..., |w_m|^2, psi_g]`` for the group's
     projection ``w[proj_index[g]]`` (unscaled rows: the split form adds

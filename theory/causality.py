@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from theory.engine_paths import _exact, torch_available
+from theory.engine_paths import _exact, one_torch_thread, torch_available
 from theory.results import ClaimCheck
 
 __all__ = ["check_causal_future_independence"]
@@ -79,15 +79,8 @@ def check_causal_future_independence(
     att = attention or favor.favor_attention
     if not torch_available():
         return _check(att, ["numpy"], name)
-    import torch
-
-    # Small tensors: one intra-op thread (waking torch's pool costs more than these ops).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _check(att, ["numpy", "torch"], name)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check(att: Any, backends: list[str], name: str | None) -> ClaimCheck:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLLAPSED_MAPS", "collapsed_attention", "collapsed_kernel"]
+__all__ = ["COLLAPSED_MAPS", "collapsed_attention", "collapsed_kernel", "gerf_log_kernel"]
 
 #: Maps whose collapsed form this module knows (others may register theirs here).
 COLLAPSED_MAPS = ("positive", "hyperbolic", "trigonometric", "relu")
@@ -74,6 +74,43 @@ def _log_kernel_parts(
         with np.errstate(divide="ignore"):
             return np.sign(k), np.log(k)
     raise ValueError(f"feature_map must be one of {COLLAPSED_MAPS}, got {feature_map!r}")
+
+
+def gerf_log_kernel(x: np.ndarray, y: np.ndarray, w: np.ndarray, a: float) -> np.ndarray:
+    r""":math:`\log\hat K(x_i, y_j)` of GERF features at :math:`A = a` (formulas §6.3).
+
+    .. math::
+        \hat K = \frac{(1-4A)^{d/2}}{m} e^{-(\lVert x\rVert^2 + \lVert y\rVert^2)/2}
+        \sum_r e^{2A\lVert\omega_r\rVert^2 + \sqrt{1-4A}\,\omega_r^T(x + y)},
+
+    the softmax-kernel estimate (subtract :math:`(\lVert x\rVert^2 + \lVert y\rVert^2)/2`
+    more for the Gaussian kernel), summed in log space. SADERF inputs come rescaled
+    (:math:`\Psi x`, :math:`\Psi^{-1} y`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray of shape (n_x, d)
+    y : numpy.ndarray of shape (n_y, d)
+    w : numpy.ndarray of shape (..., m, d)
+        One projection, or a stack of them (leading axes kept).
+    a : float
+        :math:`A < 1/4`.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., n_x, n_y)
+    """
+    m, d = w.shape[-2:]
+    b = np.sqrt(1 - 4 * a)
+    bias = a * _sq(w)[..., None, :]
+    u = b * np.einsum("id,...md->...im", x, w) + bias
+    v = b * np.einsum("jd,...md->...jm", y, w) + bias
+    su = u.max(-1, keepdims=True)
+    sv = v.max(-1, keepdims=True)
+    log_sum = np.log(np.exp(u - su) @ np.swapaxes(np.exp(v - sv), -1, -2))
+    log_sum += su + np.swapaxes(sv, -1, -2)
+    const = 0.5 * d * np.log1p(-4 * a) - np.log(m)
+    return log_sum + const - 0.5 * _sq(x)[:, None] - 0.5 * _sq(y)[None, :]
 
 
 def collapsed_kernel(

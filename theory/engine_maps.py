@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from theory.collapsed_forms import gerf_log_kernel
 from theory.engine_paths import FLOAT64_TOLERANCE, _deviation, _exact, engine_inputs
 from theory.results import ClaimCheck
 
@@ -44,19 +45,6 @@ _N_SIGNS = 4  # the hybrid map's sign rows (favor's registry entry ``sign_rows``
 
 def _sq(x: np.ndarray) -> np.ndarray:
     return np.einsum("...i,...i->...", x, x)
-
-
-def _gerf_log_kernel(x: np.ndarray, y: np.ndarray, w: np.ndarray, a: float) -> np.ndarray:
-    """``log K_hat(x_i, y_j)`` of GERF features at ``A = a`` (rescaled inputs given)."""
-    b = np.sqrt(1 - 4 * a)
-    bias = a * _sq(w)
-    u = b * (x @ w.T) + bias
-    v = b * (y @ w.T) + bias
-    su = u.max(1, keepdims=True)
-    sv = v.max(1, keepdims=True)
-    log_sum = np.log(np.exp(u - su) @ np.exp(v - sv).T) + su + sv.T
-    const = 0.5 * w.shape[1] * np.log1p(-4 * a) - np.log(w.shape[0])
-    return log_sum + const - 0.5 * _sq(x)[:, None] - 0.5 * _sq(y)[None, :]
 
 
 def _hybrid_kernel(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -132,7 +120,7 @@ def parametrised_attention(
             weights = np.where(visible, _hybrid_kernel(s * qg[g], s * kg[g], wg), 0.0)
             keep = weights.sum(1, keepdims=True) > 0
         else:
-            log_k = _gerf_log_kernel(s * qg[g] * pg[g], s * kg[g] / pg[g], wg, float(ag[g]))
+            log_k = gerf_log_kernel(s * qg[g] * pg[g], s * kg[g] / pg[g], wg, float(ag[g]))
             log_k = np.where(visible, log_k, -np.inf)
             top = log_k.max(1, keepdims=True)
             weights = np.where(visible, np.exp(log_k - np.where(np.isfinite(top), top, 0.0)), 0)

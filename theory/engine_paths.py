@@ -31,7 +31,8 @@ feature or the normaliser moves outputs by about 1e-5 relative, far above both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "check_float32_paths",
     "check_torch_backend",
     "engine_inputs",
+    "one_torch_thread",
 ]
 
 #: Relative tolerance of the float64 identities (rounding: ~1e-15).
@@ -380,6 +382,22 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (PyTorch must be installed).
+
+    The claims' tensors are small: waking torch's thread pool costs more than their ops.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check_torch_backend(
     *,
     tolerance: float = FLOAT64_TOLERANCE,
@@ -412,13 +430,8 @@ def check_torch_backend(
     q, k, v, mask, w = x["queries"], x["keys"], x["values"], x["mask"], x["projection"]
     dev: dict[str, float] = {}
     raw: dict[str, tuple[float, float]] = {}
-    # Small tensors: one intra-op thread (waking torch's pool costs more than these ops).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         _torch_deviations(torch, q, k, v, mask, w, tolerance, tolerance32, dev, raw)
-    finally:
-        torch.set_num_threads(threads)
     return _exact(
         name,
         dev,

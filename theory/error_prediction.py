@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from theory._stats import FALSE_ALARM, critical_z, resolving_power
+from theory.collapsed_forms import gerf_log_kernel
 from theory.montecarlo import run_blocks
 from theory.results import ClaimCheck
 
@@ -59,10 +60,8 @@ def normaliser_estimates(
 ) -> np.ndarray:
     r""":math:`\hat D_i` for a stack of projections, from the collapsed forms (softmax kernel).
 
-    For ``"oprf"``/``"saderf"`` the GERF estimate (formulas §6.3-6.4) with :math:`x' =
-    \Psi x`, :math:`y' = \Psi^{-1} y`, :math:`B = \sqrt{1-4A}`:
-    :math:`\hat K = (1-4A)^{d/2} e^{-(\lVert x'\rVert^2 + \lVert y'\rVert^2)/2}
-    \frac1m\sum_r e^{2A\lVert\omega_r\rVert^2 + B\omega_r^T(x' + y')}`.
+    For ``"oprf"``/``"saderf"``: :func:`theory.collapsed_forms.gerf_log_kernel` at
+    :math:`(\Psi x, \Psi^{-1} y)`.
 
     Parameters
     ----------
@@ -87,16 +86,7 @@ def normaliser_estimates(
     if feature_map in ("oprf", "saderf"):
         x = queries if psi is None else queries * psi
         y = keys if psi is None else keys / psi
-        d = x.shape[-1]
-        b = np.sqrt(1 - 4 * a)
-        bias = a * np.einsum("nmd,nmd->nm", w, w)[:, None, :]
-        ex = np.exp(b * np.einsum("ld,nmd->nlm", x, w) + bias)
-        ey = np.exp(b * np.einsum("ld,nmd->nlm", y, w) + bias)
-        hx = 0.5 * np.einsum("ld,ld->l", x, x)[:, None]
-        hy = 0.5 * np.einsum("ld,ld->l", y, y)[None, :]
-        mean = ex @ ey.transpose(0, 2, 1) / w.shape[1]
-        k_hat = (1 - 4 * a) ** (d / 2) * np.exp(-hx - hy) * mean
-        return np.where(visible, k_hat, 0.0).sum(-1)
+        return np.where(visible, np.exp(gerf_log_kernel(x, y, w, a)), 0.0).sum(-1)
     a = np.einsum("ld,nmd->nlm", queries, w)
     b = np.einsum("ld,nmd->nlm", keys, w)
     m = w.shape[1]

@@ -136,17 +136,16 @@ def figure_unbiasedness(path: str | Path, *, scale: int = 1, results: Results = 
 
     specs = [s for s in current_claims() if s.claim_id.startswith("U")]
     profile = "full" if scale > 1 else "quick"
-    found = [_result(spec.claim_id, results, profile) for spec in specs]
-    results = found
+    checks = [_result(spec.claim_id, results, profile) for spec in specs]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(specs) + 1.2))
     y = np.arange(len(specs))[::-1]
-    est = np.array([r.estimate for r in results])
-    lo = np.array([r.interval[0] for r in results])
-    hi = np.array([r.interval[1] for r in results])
+    est = np.array([r.estimate for r in checks])
+    lo = np.array([r.interval[0] for r in checks])
+    hi = np.array([r.interval[1] for r in checks])
     ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", ms=4, capsize=2)
     ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_yticks(y, [f"{s.claim_id} {r.name}" for s, r in zip(specs, results, strict=True)])
+    ax.set_yticks(y, [f"{s.claim_id} {r.name}" for s, r in zip(specs, checks, strict=True)])
     ax.set_xlabel("mean / exact kernel (worst pair), interval at alpha = 1e-6")
     ax.set_title("U: unbiasedness of every map and sampler")
     return _save(plt, fig, path)
@@ -326,10 +325,9 @@ def figure_claim_estimates(
 
     specs = [s for s in current_claims() if s.claim_id[0] in families and not s.informational]
     profile = "full" if scale > 1 else "quick"
-    found = [_result(spec.claim_id, results, profile) for spec in specs]
-    results = found
-    ratio = [(s, r) for s, r in zip(specs, results, strict=True) if r.target]
-    exact = [(s, r) for s, r in zip(specs, results, strict=True) if not r.target]
+    checks = [_result(spec.claim_id, results, profile) for spec in specs]
+    ratio = [(s, r) for s, r in zip(specs, checks, strict=True) if r.target]
+    exact = [(s, r) for s, r in zip(specs, checks, strict=True) if not r.target]
     plt = _pyplot()
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(10.0, 0.3 * max(len(ratio), len(exact)) + 1.6),

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from theory.collapsed_forms import collapsed_kernel
+from theory.collapsed_forms import collapsed_kernel, gerf_log_kernel
 from theory.engine_paths import FLOAT64_TOLERANCE, _deviation, _exact
 from theory.results import ClaimCheck
 
@@ -57,24 +57,6 @@ def _unit_inputs(kernel: str, gamma: float, x: np.ndarray) -> np.ndarray:
     if kernel == "laplacian":
         return gamma * x
     return np.sqrt(2.0 * gamma) * x
-
-
-def _oprf_estimate(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, a: float, kernel: str
-) -> np.ndarray:
-    r"""Collapsed GERF estimate :math:`\frac{(1-4A)^{d/2}}{m}\sum_r e^{2A\lVert\omega_r\rVert^2
-    + \sqrt{1-4A}\,\omega_r^T(x+y) - (\lVert x\rVert^2 + \lVert y\rVert^2)/2}` (softmax form;
-    times :math:`e^{-(\lVert x\rVert^2 + \lVert y\rVert^2)/2}` for the Gaussian kernel)."""
-    m, d = w.shape
-    b = np.sqrt(1 - 4 * a)
-    sq_w = np.einsum("ri,ri->r", w, w)
-    hx = 0.5 * np.einsum("id,id->i", x, x)[:, None]
-    hy = 0.5 * np.einsum("id,id->i", y, y)[None, :]
-    if kernel == "rbf":
-        hx, hy = 2 * hx, 2 * hy
-    ex = np.exp(b * (x @ w.T) + a * sq_w)
-    ey = np.exp(b * (y @ w.T) + a * sq_w)
-    return (1 - 4 * a) ** (d / 2) / m * (ex @ ey.T) * np.exp(-hx - hy)
 
 
 def check_transformer_paths(
@@ -124,7 +106,10 @@ def check_transformer_paths(
                 form = "softmax" if kernel == "softmax" else "rbf"
                 if features == "oprf":
                     rho = 2 * (np.mean(np.sum(ux * ux, 1)) + np.sum(ux.mean(0) ** 2)) / d
-                    ref = _oprf_estimate(ux, uy, w, float(oprf_optimal_a(rho)), form)
+                    log_k = gerf_log_kernel(ux, uy, w, float(oprf_optimal_a(rho)))
+                    if form == "rbf":  # the Gaussian kernel's extra factor (formulas §1.1)
+                        log_k -= 0.5 * (np.sum(ux * ux, 1)[:, None] + np.sum(uy * uy, 1))
+                    ref = np.exp(log_k)
                 else:
                     ref = collapsed_kernel(features, ux, uy, w, kernel=form)
                 label = f"{kernel}/{features}/{projection} d={d} gamma={gamma}" + (
